@@ -58,3 +58,30 @@ def usdc(project, owner):
 @pytest.fixture
 def wcro(project, owner):
     return owner.deploy(project.WCRO)
+
+
+class Stack:
+    """The whole local deployment (what `ape run deploy` builds), as ape contract instances."""
+
+    def __init__(self, project, manifest):
+        self.manifest = manifest
+        m = manifest
+        self.usdc = project.FiatTokenLocal.at(m.address("USDC"))
+        self.wcro = project.WCRO.at(m.address("WCRO"))
+        self.factory = project.VVSFactory.at(m.address("VVSFactory"))
+        self.vvs = project.VVSRouter.at(m.address("VVSRouter"))
+        self.registry = project.ServiceRegistry.at(m.address("ServiceRegistry"))
+        self.router = project.PaymentRouter.at(m.address("PaymentRouter"))
+        self.wallet = project.AgentWallet.at(m.address("AgentWallet"))
+        self.service_ids = {k.split(":", 1)[1]: v for k, v in m.demo.items() if k.startswith("service:")}
+
+
+@pytest.fixture(scope="session")
+def stack(project, accounts, tmp_path_factory):
+    """Deploy the full local stack once per test session (ape reverts each test's changes)."""
+    from paygent.deployment import deploy
+    from paygent.networks import LOCAL
+
+    directory = tmp_path_factory.mktemp("deployments")
+    result = deploy(LOCAL, accounts[0], directory=directory, accounts=accounts, log=lambda _msg: None)
+    return Stack(project, result.manifest)
