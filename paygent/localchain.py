@@ -153,3 +153,14 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def test_key(index: int):
+    """The local chain's funded account `index` (ape's test mnemonic) as an eth_account LocalAccount.
+
+    Local chains only: these keys are public knowledge and must never hold real funds.
+    """
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    return Account.from_mnemonic(TEST_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
