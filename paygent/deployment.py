@@ -22,6 +22,8 @@ from typing import Any, Callable
 
 from eth_abi import encode
 from eth_utils import keccak, to_checksum_address
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paygent import manifest as manifests
 from paygent.networks import LOCAL, MULTICALL3, USDC_DECIMALS, USDC_DOMAIN_NAME, Network, get_network
@@ -60,6 +62,17 @@ DEMO_CAP = 2 * ONE_USDC
 DEMO_FLOAT_CAP = 1 * ONE_USDC
 DEMO_WALLET_FUNDING = 100 * ONE_USDC
 DEMO_REQUEST_TTL = DAY
+
+
+class DeploySettings(BaseSettings):
+    """Settings of `ape run deploy` (environment, prefix PAYGENT_)."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYGENT_", extra="ignore")
+
+    deployer: str | None = None
+    """Alias of the ape account that deploys on real networks (`ape accounts list`)."""
+    deployments_dir: Path = Field(default_factory=lambda: manifests.DEFAULT_DIR)
+    """Where deployment manifests are read and written (one JSON file per network)."""
 
 
 class DeployError(RuntimeError):
@@ -349,15 +362,15 @@ def network_from_ape() -> Network:
     return get_network(f"{net.ecosystem.name}:{net.name}")
 
 
-def resolve_deployer(network: Network, env: dict[str, str] | None = None) -> Any:
-    """The deploying account: ape's first test account locally; elsewhere the ape account named by
-    PAYGENT_DEPLOYER, unlocked non-interactively with APE_ACCOUNTS_<alias>_PASSPHRASE."""
+def resolve_deployer(network: Network, alias: str | None, env: dict[str, str] | None = None) -> Any:
+    """The deploying account: ape's first test account locally; elsewhere the ape account `alias`
+    (PAYGENT_DEPLOYER), unlocked non-interactively with APE_ACCOUNTS_<alias>_PASSPHRASE (ape's own
+    variable, read from `env`, default the process environment)."""
     from ape import accounts
 
     env = dict(os.environ if env is None else env)
     if network.is_local:
         return accounts.test_accounts[0]
-    alias = env.get("PAYGENT_DEPLOYER")
     if not alias:
         raise DeployError(
             f"deploying to {network.name} needs an ape account: set PAYGENT_DEPLOYER=<alias> "

@@ -9,17 +9,23 @@ import sys
 
 from ape import accounts
 
-from paygent.deployment import DeployError, deploy, network_from_ape, resolve_deployer, summary
+from paygent.deployment import DeployError, DeploySettings, deploy, network_from_ape, resolve_deployer, summary
 from paygent.manifest import ManifestError
 from paygent.networks import UnknownNetworkError
 
 
 def main():
     try:
+        settings = DeploySettings()
         network = network_from_ape()
-        deployer = resolve_deployer(network)
-        result = deploy(network, deployer, accounts=accounts.test_accounts if network.is_local else None)
-    except (DeployError, ManifestError, UnknownNetworkError) as exc:
+        deployer = resolve_deployer(network, settings.deployer)
+        result = deploy(
+            network,
+            deployer,
+            directory=settings.deployments_dir,
+            accounts=accounts.test_accounts if network.is_local else None,
+        )
+    except (DeployError, ManifestError, UnknownNetworkError, ValueError) as exc:
         print(f"deploy: {exc}", file=sys.stderr)
         sys.exit(1)
     print(summary(result))
