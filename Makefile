@@ -4,28 +4,26 @@ PY := python3
 VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := tools/node_modules
-SOLC_DIR := $(HOME)/.solcx
 SOLC_VERSION := 0.8.37
 export PATH := $(CURDIR)/$(BIN):$(PATH)
+# py-solc-x (used by ape-solidity) finds solc-v<version> here: tools/solcx/solc-v0.8.37 is a link to
+# tools/solc-wrapper.js (solcjs). The venv's activate script exports the same, for `ape` by hand.
+export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
 
 .PHONY: install demo test test-audit bench mutation compile chain chain-stop clean
 
-install: $(BIN)/.installed $(TOOLS)/.installed $(SOLC_DIR)/solc-v$(SOLC_VERSION) $(BIN)/anvil
+install: $(BIN)/.installed $(TOOLS)/.installed $(BIN)/anvil
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -r requirements.lock
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	grep -q SOLCX_BINARY_PATH $(BIN)/activate || echo 'export SOLCX_BINARY_PATH="$(CURDIR)/tools/solcx"' >> $(BIN)/activate
 	touch $@
 
 $(TOOLS)/.installed: tools/package.json tools/package-lock.json
 	cd tools && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
-
-# py-solc-x (used by ape-solidity) looks for solc-v<version> here; ours is solcjs behind a wrapper.
-$(SOLC_DIR)/solc-v$(SOLC_VERSION): tools/solc-wrapper.js $(TOOLS)/.installed
-	mkdir -p $(SOLC_DIR)
-	ln -sf $(CURDIR)/tools/solc-wrapper.js $@
 
 $(BIN)/anvil: tools/anvil $(BIN)/.installed
 	ln -sf ../../tools/anvil $@
