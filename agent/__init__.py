@@ -1,0 +1,1 @@
+"""The buyer side: x402 client, signer, tools, planner, CLI."""

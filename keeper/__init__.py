@@ -1,0 +1,1 @@
+"""The keeper daemon: indexer, store, facilitator, jobs, operator API."""
