@@ -1,0 +1,1178 @@
+"""Stateful properties: the ten invariants of DESIGN.md, against the real contracts on anvil.
+
+Two hypothesis RuleBasedStateMachines drive the system that `paygent.deployment` deploys on the test
+session's anvil (chain id 338):
+
+* `WalletMachine` (invariants 1-5): the AgentWallet with two agents, USDC.e, WCRO and native CRO,
+  the VVS router, signed intents, the approval queue, and time crossing window edges.
+* `RegistryRouterMachine` (invariants 6-10): ServiceRegistry + PaymentRouter + USDC.e EIP-3009.
+
+Each machine keeps a Python model of what the contracts must hold, PREDICTS every call's outcome
+(success, or the set of errors that may explain the refusal when several rules are broken at once)
+and compares the model with the contracts' views and balances after every step. Rules draw the
+actors (owner / agent / second agent / stranger) and amounts around the boundaries (0, 1, cap,
+cap+1, remaining, remaining+1), and also try every forbidden thing.
+
+Time: the model owns the clock. Every transaction is pinned to `clock.now` with
+`chain.pending_timestamp`, and only the `advance_time` rule moves it (`chain.mine(timestamp=...)`),
+to exact window edges (`period*k - 1`, `period*k`), request expiries and arbitrary amounts; so what
+the model predicts for a timestamp is what the chain executes at that timestamp.
+
+Chain state: deployed once per test session (`stack`), set up once per machine, snapshotted; every
+example starts with `chain.restore(snapshot)` and takes a fresh snapshot (anvil consumes one on
+revert). Ape's own per-test isolation wraps the whole run and is restored after it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pytest
+from ape import chain
+from ape.exceptions import ContractLogicError
+from eth_account import Account
+from eth_utils import keccak, to_checksum_address
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from paygent.localchain import test_key
+
+ZERO = "0x0000000000000000000000000000000000000000"
+NATIVE = ZERO
+DAY = 86_400
+ONE_USDC = 10**6
+ONE_CRO = 10**18
+UINT96_MAX = 2**96 - 1
+
+ANY = "*"  # any revert reason is an acceptable explanation
+SOME = object()  # "either outcome is acceptable" (behaviour the spec leaves open); the model follows the chain
+
+# Revert explanations shared by several rules.
+NO_FUNDS = ("TransferFailed", "ERC20: transfer amount exceeds balance")
+USED = "FiatTokenV2: authorization is used or canceled"
+EXPIRED_AUTH = "FiatTokenV2: authorization is expired"
+NOT_YET_AUTH = "FiatTokenV2: authorization is not yet valid"
+BAD_SIG = "FiatTokenV2: invalid signature"
+
+# RequestStatus
+NONE, PENDING, EXECUTED, REJECTED, CANCELLED, EXPIRED = range(6)
+# PricingModel
+PER_CALL, METERED, SUBSCRIPTION = range(3)
+
+
+# ------------------------------------------------------------------------------------------------
+# Driving the chain
+
+
+class Clock:
+    """The model's time. Transactions are pinned to `now`; `advance` mines an empty block at the target."""
+
+    def __init__(self) -> None:
+        self.now = chain.blocks.head.timestamp
+
+    def pin(self) -> None:
+        chain.pending_timestamp = self.now
+
+    def advance(self, target: int) -> None:
+        if target > self.now:
+            self.now = target
+            chain.mine(timestamp=target)
+
+
+def reason(exc: ContractLogicError) -> str:
+    """A custom error's name, or the revert string."""
+    name = getattr(exc, "name", None)
+    return name if isinstance(name, str) else str(exc.message)
+
+
+def attempt(clock: Clock, why: Any, fn: Callable, *args: Any, **kwargs: Any) -> tuple[Any, str | None]:
+    """Send one transaction at `clock.now` and check the predicted outcome.
+
+    `why` empty: must succeed. A collection of reasons: must revert with one of them (ANY: any
+    reason). SOME: either outcome (the caller updates the model from what happened).
+    Returns (receipt or None, revert reason or None).
+    """
+    clock.pin()
+    try:
+        receipt, err = fn(*args, **kwargs), None
+    except ContractLogicError as exc:
+        receipt, err = None, reason(exc)
+    if why is SOME:
+        return receipt, err
+    if not why:
+        assert err is None, f"{getattr(fn, 'method_name', fn)}{args}: expected success, reverted with {err}"
+    else:
+        assert err is not None, f"{getattr(fn, 'method_name', fn)}{args}: expected a revert ({sorted(why)}), it succeeded"
+        assert ANY in why or err in why, f"{getattr(fn, 'method_name', fn)}{args}: reverted with {err!r}, expected one of {sorted(why)}"
+    return receipt, err
+
+
+def events(receipt: Any, name: str) -> list[dict]:
+    return [dict(log.event_arguments) for log in receipt.events if log.event_name == name]
+
+
+def addr(x: Any) -> str:
+    return to_checksum_address(x if isinstance(x, str) else x.address)
+
+
+def sign(key: Any, domain: dict, primary: str, types: list[tuple[str, str]], message: dict) -> bytes:
+    signed = Account.sign_typed_data(
+        key.key, domain_data=domain, message_types={primary: [{"name": n, "type": t} for n, t in types]},
+        message_data=message,
+    )
+    return bytes(signed.signature)
+
+
+def amount_for(kind: str, *, cap: int, remaining: int, noise: int, scale: int) -> int:
+    """Amounts around a rule's boundaries."""
+    return {
+        "zero": 0,
+        "one": 1,
+        "cap": cap,
+        "cap+1": cap + 1,
+        "remaining": remaining,
+        "remaining+1": remaining + 1,
+        "available": min(remaining, cap),
+        "random": noise % (2 * scale + 1),
+    }[kind]
+
+
+AMOUNT_KINDS = st.sampled_from(["zero", "one", "cap", "cap+1", "remaining", "remaining+1", "available", "available",
+                                "random"])
+NOISE = st.integers(min_value=0, max_value=2**64)
+
+
+@dataclass
+class World:
+    """What a machine needs from the deployment, plus the snapshot every example restores."""
+
+    stack: Any
+    accounts: dict[str, Any]
+    snapshot: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_machine(machine: type[RuleBasedStateMachine], world: World) -> None:
+    world.snapshot = chain.snapshot()
+    machine.world = world  # type: ignore[attr-defined]
+    try:
+        run_state_machine_as_test(machine, settings=settings())
+    finally:
+        chain.restore(world.snapshot)
+
+
+# ------------------------------------------------------------------------------------------------
+# AgentWallet: invariants 1-5
+
+
+@dataclass
+class Rule:
+    limit: int = 0
+    cap: int = 0
+    period: int = 0
+    float_cap: int = 0
+    spent: int = 0
+    window: int = 0
+    epoch: int = 0  # bumped when the period changes (the contract then starts the window afresh)
+
+    def spent_now(self, now: int) -> int:
+        if self.period == 0:
+            return 0
+        return self.spent if self.window == now // self.period else 0
+
+
+@dataclass
+class Request:
+    agent: str
+    token: str
+    to: str
+    amount: int
+    expires_at: int
+    status: int = PENDING
+    approved: int = 0
+    executions: int = 0
+
+
+AGENTS = ("agentA", "agentB")
+ACTORS = st.sampled_from(["agentA", "agentA", "agentB", "owner", "stranger"])
+CALLERS = st.sampled_from(["owner", "owner", "owner", "agentA", "stranger"])  # for owner-only functions
+TOKENS = st.sampled_from(["USDC", "USDC", "NATIVE", "WCRO"])
+
+
+@pytest.fixture(scope="module")
+def wallet_world(stack, accounts):
+    """The deployed wallet, with a second agent, explicit rules per (agent, token) and native CRO."""
+    owner = accounts[0]
+    acc = {"owner": owner, "agentA": accounts[1], "agentB": accounts[6], "stranger": accounts[4],
+           "payee": accounts[7]}
+    w = stack.wallet
+    w.addAgent(acc["agentB"], sender=owner)
+    usdc, wcro = stack.usdc.address, stack.wcro.address
+    rules = {
+        # agent, token: limit, cap, period, floatCap
+        ("agentA", usdc): (5 * ONE_USDC, 2 * ONE_USDC, DAY, 1 * ONE_USDC),
+        ("agentB", usdc): (3 * ONE_USDC, 3 * ONE_USDC, 3600, 0),
+        ("agentA", NATIVE): (2 * ONE_CRO, 1 * ONE_CRO, DAY, 0),
+        ("agentA", wcro): (100 * ONE_CRO, 40 * ONE_CRO, DAY, 0),
+        ("agentB", wcro): (10 * ONE_CRO, 10 * ONE_CRO, 60, 0),
+        # (agentB, NATIVE) stays unset: an agent without a rule spends nothing.
+    }
+    for (name, token), (limit, cap, period, float_cap) in rules.items():
+        w.setRule(acc[name], token, limit, cap, period, float_cap, sender=owner)
+    owner.transfer(w, 10 * ONE_CRO)
+    return World(stack, acc, extra={"rules": rules})
+
+
+def test_wallet_invariants(wallet_world):
+    """Invariants 1-5: limits and caps per window, the approval queue, owner-only controls, pause and
+    revoke stop every path, and funds leave the wallet only by the allowed paths."""
+    run_machine(WalletMachine, wallet_world)
+
+
+class WalletMachine(RuleBasedStateMachine):
+    world: World
+
+    def __init__(self) -> None:
+        super().__init__()
+        world = self.world
+        chain.restore(world.snapshot)
+        world.snapshot = chain.snapshot()
+        s, a = world.stack, world.accounts
+        self.s, self.a = s, a
+        self.wallet, self.usdc, self.wcro, self.vvs = s.wallet, s.usdc, s.wcro, s.vvs
+        self.clock = Clock()
+        self.tokens = {"USDC": self.usdc.address, "NATIVE": NATIVE, "WCRO": self.wcro.address}
+        self.unit = {"USDC": ONE_USDC, "NATIVE": ONE_CRO, "WCRO": ONE_CRO}
+        # Model
+        self.paused = False
+        self.agents = {n: {"active": True, "paused": False} for n in AGENTS}
+        self.rules = {(n, t): Rule() for n in AGENTS for t in self.tokens.values()}
+        for (n, t), (limit, cap, period, fc) in world.extra["rules"].items():
+            self.rules[(n, t)] = Rule(limit, cap, period, fc)
+        self.routers = {self.vvs.address: True}
+        self.bogus_router = a["stranger"].address  # never allowlisted
+        self.requests: dict[int, Request] = {}
+        self.ttl = int(self.wallet.requestTtl())
+        self.nonces = {n: int(self.wallet.nonces(a[n])) for n in AGENTS}
+        self.last_signed: dict | None = None
+        # Balances the model follows (wallet, agents' hot keys, payee, owner) per token
+        self.holders = ["wallet", "agentA", "agentB", "payee", "owner", "stranger"]
+        self.bal = {(h, t): self._read_balance(h, t) for h in self.holders for t in self.tokens.values()}
+        # Independent ledger for invariant 1: spend per (agent, token, rule epoch, window index)
+        self.ledger: dict[tuple, int] = {}
+        self.max_limit_in_window: dict[tuple, int] = {}
+        self.domain = {"name": "Paygent AgentWallet", "version": "1", "chainId": chain.chain_id,
+                       "verifyingContract": self.wallet.address}
+        assert chain.chain_id == 338
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _holder(self, h: str) -> str:
+        return self.wallet.address if h == "wallet" else self.a[h].address
+
+    def _read_balance(self, h: str, token: str) -> int:
+        who = self._holder(h)
+        if token == NATIVE:
+            return chain.provider.get_balance(who)
+        return int((self.usdc if token == self.usdc.address else self.wcro).balanceOf(who))
+
+    def _move(self, token: str, frm: str, to: str, amount: int) -> None:
+        if (frm, token) in self.bal:
+            self.bal[(frm, token)] -= amount
+        if (to, token) in self.bal:
+            self.bal[(to, token)] += amount
+
+    def _agent_errors(self, actor: str) -> set[str]:
+        """Why an action by `actor` as an agent must fail, before any money rule."""
+        why: set[str] = set()
+        if self.paused:
+            why.add("WalletIsPaused")
+        if actor not in AGENTS or not self.agents[actor]["active"]:
+            why.add("NotAgent")
+        elif self.agents[actor]["paused"]:
+            why.add("AgentIsPaused")
+        return why
+
+    def _spend_errors(self, actor: str, token: str, amount: int) -> set[str]:
+        why = self._agent_errors(actor)
+        if amount == 0:
+            why.add("ZeroAmount")
+        if actor in AGENTS:
+            r = self.rules[(actor, token)]
+            if r.period == 0:  # no rule for this token: nothing may be spent
+                why |= {"CapExceeded", "LimitExceeded", "InvalidPeriod", "NoRule"}
+            else:
+                if amount > r.cap:
+                    why.add("CapExceeded")
+                if r.spent_now(self.clock.now) + amount > r.limit:
+                    why.add("LimitExceeded")
+        if amount > UINT96_MAX:
+            why.add("AmountTooLarge")
+        return why
+
+    def _record_spend(self, actor: str, token: str, amount: int, receipt: Any, event: str) -> None:
+        r = self.rules[(actor, token)]
+        w = self.clock.now // r.period
+        if r.window != w:
+            r.spent, r.window = 0, w
+        r.spent += amount
+        key = (actor, token, r.epoch, w)
+        self.ledger[key] = self.ledger.get(key, 0) + amount
+        self.max_limit_in_window[key] = max(self.max_limit_in_window.get(key, 0), r.limit)
+        # Invariant 1, stated directly: what the agent spent in this window never exceeds the limit.
+        assert self.ledger[key] <= self.max_limit_in_window[key], (
+            f"{actor} spent {self.ledger[key]} of {token} in window {w}, limit {r.limit}")
+        assert amount <= r.cap
+        (ev,) = events(receipt, event)
+        assert ev["spentInWindow"] == r.spent and ev["windowIndex"] == w, ev
+
+    def _amount(self, actor: str, token: str, kind: str, noise: int) -> int:
+        r = self.rules.get((actor, token), Rule())
+        remaining = max(r.limit - r.spent_now(self.clock.now), 0)
+        return amount_for(kind, cap=r.cap, remaining=remaining, noise=noise, scale=max(r.limit, 10))
+
+    def _token_name(self, token: str) -> str:
+        return next(n for n, t in self.tokens.items() if t == token)
+
+    # --- time ----------------------------------------------------------------------------------
+
+    @rule(kind=st.sampled_from(["edge-1", "edge", "edge+1", "k*period-1", "k*period", "half", "second",
+                                "expiry-1", "expiry", "random"]),
+          which=st.sampled_from(sorted({(n, t) for n in AGENTS for t in ("USDC", "WCRO", "NATIVE")})),
+          k=st.integers(1, 2), noise=NOISE)
+    def advance_time(self, kind: str, which: tuple[str, str], k: int, noise: int) -> None:
+        now = self.clock.now
+        period = self.rules[(which[0], self.tokens[which[1]])].period or DAY
+        edge = (now // period + k) * period
+        pending = [r.expires_at for r in self.requests.values() if r.status == PENDING]
+        expiry = pending[noise % len(pending)] if pending else now + self.ttl
+        target = {
+            "edge-1": edge - 1,
+            "edge": edge,
+            "edge+1": edge + 1,
+            "k*period-1": now + k * period - 1,
+            "k*period": now + k * period,
+            "half": now + period // 2,
+            "second": now + 1,
+            "expiry-1": expiry - 1,
+            "expiry": expiry,
+            "random": now + noise % (2 * DAY),
+        }[kind]
+        self.clock.advance(target)
+
+    # --- agent actions -------------------------------------------------------------------------
+
+    @rule(actor=ACTORS, token=TOKENS, kind=AMOUNT_KINDS, noise=NOISE, to_payee=st.booleans())
+    def pay(self, actor: str, token: str, kind: str, noise: int, to_payee: bool) -> None:
+        t = self.tokens[token]
+        amount = self._amount(actor, t, kind, noise)
+        to = "payee" if to_payee else "stranger"
+        why = self._spend_errors(actor, t, amount)
+        if not why and self.bal[("wallet", t)] < amount:
+            why |= set(NO_FUNDS)
+        receipt, _ = attempt(self.clock, why, self.wallet.pay, t, self.a[to], amount, keccak(text=f"ref{noise}"),
+                             sender=self.a[actor])
+        if receipt is not None:
+            self._record_spend(actor, t, amount, receipt, "Paid")
+            self._move(t, "wallet", to, amount)
+
+    @rule(actor=ACTORS, token=st.sampled_from(["USDC", "USDC", "NATIVE"]), kind=AMOUNT_KINDS, noise=NOISE)
+    def top_up_float(self, actor: str, token: str, kind: str, noise: int) -> None:
+        t = self.tokens[token]
+        amount = self._amount(actor, t, kind, noise)
+        why = self._spend_errors(actor, t, amount)
+        if actor in AGENTS and self.bal[(actor, t)] + amount > self.rules[(actor, t)].float_cap:
+            why.add("FloatCapExceeded")
+        if not why and self.bal[("wallet", t)] < amount:
+            why |= set(NO_FUNDS)
+        receipt, _ = attempt(self.clock, why, self.wallet.topUpFloat, t, amount, sender=self.a[actor])
+        if receipt is not None:
+            self._record_spend(actor, t, amount, receipt, "FloatToppedUp")
+            self._move(t, "wallet", actor, amount)
+
+    @rule(agent=st.sampled_from(AGENTS), share=st.sampled_from([1, 2, 4]))
+    def agent_spends_float(self, agent: str, share: int) -> None:
+        """The hot key pays someone from its float (outside the wallet): room for the next top-up."""
+        t = self.usdc.address
+        amount = self.bal[(agent, t)] // share
+        if amount:
+            attempt(self.clock, (), self.usdc.transfer, self.a["payee"], amount, sender=self.a[agent])
+            self._move(t, agent, "payee", amount)
+
+    @rule(actor=ACTORS, direction=st.sampled_from(["USDC>WCRO", "USDC>WCRO", "WCRO>USDC"]),
+          router=st.sampled_from(["vvs", "vvs", "vvs", "bogus"]), kind=AMOUNT_KINDS, noise=NOISE,
+          min_out=st.sampled_from(["zero", "quote", "quote", "quote+1"]),
+          deadline=st.sampled_from(["now", "later", "later", "past"]))
+    def swap(self, actor, direction, router, kind, noise, min_out, deadline) -> None:
+        path = [self.usdc.address, self.wcro.address]
+        if direction == "WCRO>USDC":
+            path.reverse()
+        t_in, t_out = path
+        amount = self._amount(actor, t_in, kind, noise)
+        router_addr = self.vvs.address if router == "vvs" else self.bogus_router
+        quote = int(self.vvs.getAmountsOut(amount, path)[-1]) if amount else 0
+        minimum = {"zero": 0, "quote": quote, "quote+1": quote + 1}[min_out]
+        dl = {"now": self.clock.now, "later": self.clock.now + 600, "past": self.clock.now - 1}[deadline]
+        why = self._spend_errors(actor, t_in, amount)
+        if not self.routers.get(router_addr, False):
+            why.add("RouterNotAllowed")
+        if dl < self.clock.now:
+            why |= {"DeadlinePassed", ANY}  # the wallet's check, or the router's own
+        if minimum > quote:
+            why |= {"InsufficientOutput", ANY}
+        if quote == 0 and amount:
+            why.add(ANY)  # the AMM refuses a swap with no output
+        if self.bal[("wallet", t_in)] < amount:
+            why |= {ANY}
+        receipt, _ = attempt(self.clock, why, self.wallet.swap, router_addr, amount, minimum, path, dl,
+                             sender=self.a[actor])
+        if receipt is not None:
+            self._record_spend(actor, t_in, amount, receipt, "Swapped")
+            self._move(t_in, "wallet", "pool", amount)
+            self._move(t_out, "pool", "wallet", quote)  # output returns to the wallet, exactly the quote
+            (ev,) = events(receipt, "Swapped")
+            assert ev["amountOut"] == quote >= minimum and ev["amountIn"] == amount
+        # The router's allowance is left at zero, whatever happened.
+        assert int(self.usdc.allowance(self.wallet, self.vvs)) == 0
+        assert int(self.wcro.allowance(self.wallet, self.vvs)) == 0
+
+    @rule(actor=ACTORS, token=TOKENS, kind=AMOUNT_KINDS, noise=NOISE)
+    def propose(self, actor: str, token: str, kind: str, noise: int) -> None:
+        t = self.tokens[token]
+        amount = self._amount(actor, t, kind, noise)
+        if kind == "random":
+            amount = noise % (50 * self.unit[token])  # requests are for amounts above the limit
+        why = self._agent_errors(actor)
+        if amount == 0:
+            why.add("ZeroAmount")
+        if amount > UINT96_MAX:
+            why.add("AmountTooLarge")
+        receipt, _ = attempt(self.clock, why, self.wallet.propose, t, self.a["payee"], amount, keccak(text="p"),
+                             sender=self.a[actor])
+        if receipt is not None:
+            rid = len(self.requests) + 1
+            assert receipt.return_value == rid if receipt.return_value is not None else True
+            self.requests[rid] = Request(actor, t, self.a["payee"].address, amount, self.clock.now + self.ttl)
+            (ev,) = events(receipt, "RequestProposed")
+            assert ev["requestId"] == rid and ev["amount"] == amount and ev["expiresAt"] == self.clock.now + self.ttl
+
+    def _pick_request(self, pick: int) -> int:
+        # Known ids, and now and then one that does not exist.
+        return pick % (len(self.requests) + 1) + 1
+
+    @rule(caller=CALLERS, pick=st.integers(0, 50), edited=st.sampled_from(["full", "full", "lower", "zero", "above"]))
+    def approve(self, caller: str, pick: int, edited: str) -> None:
+        rid = self._pick_request(pick)
+        req = self.requests.get(rid)
+        requested = req.amount if req else 1
+        amount = {"full": requested, "lower": max(requested // 2, 1), "zero": 0, "above": requested + 1}[edited]
+        why: set[str] = set()
+        if caller != "owner":
+            why.add("NotOwner")
+        if req is None:
+            why.add("UnknownRequest")
+        else:
+            if req.status != PENDING:
+                why.add("RequestNotPending")
+            if self.clock.now >= req.expires_at:
+                why.add("RequestHasExpired")
+            if self.paused:
+                why.add("WalletIsPaused")
+            if not self.agents[req.agent]["active"]:
+                why.add("NotAgent")
+            elif self.agents[req.agent]["paused"]:
+                why.add("AgentIsPaused")
+        if edited == "above":
+            why.add("ApprovedAboveRequested")
+        if edited == "zero":
+            why.add("ZeroAmount")
+        if not why and self.bal[("wallet", req.token)] < amount:
+            why |= set(NO_FUNDS)
+        if edited == "full":
+            receipt, _ = attempt(self.clock, why, self.wallet.approve, rid, sender=self.a[caller])
+        else:
+            receipt, _ = attempt(self.clock, why, self.wallet.approveAmount, rid, amount, sender=self.a[caller])
+        if receipt is not None:
+            req.status, req.approved, req.executions = EXECUTED, amount, req.executions + 1
+            self._move(req.token, "wallet", "payee", amount)
+            (ev,) = events(receipt, "RequestExecuted")
+            assert ev["requestId"] == rid and ev["requestedAmount"] == req.amount and ev["approvedAmount"] == amount
+
+    @rule(caller=CALLERS, pick=st.integers(0, 50))
+    def reject(self, caller: str, pick: int) -> None:
+        rid = self._pick_request(pick)
+        req = self.requests.get(rid)
+        why: Any = set()
+        if caller != "owner":
+            why.add("NotOwner")
+        if req is None:
+            why.add("UnknownRequest")
+        elif req.status != PENDING:
+            why.add("RequestNotPending")
+        elif not why and self.clock.now >= req.expires_at:
+            why = SOME  # rejecting a request that already lapsed: the spec leaves it open
+        receipt, err = attempt(self.clock, why, self.wallet.reject, rid, sender=self.a[caller])
+        if why is SOME:
+            assert err in (None, "RequestHasExpired"), err
+        if receipt is not None:
+            req.status = REJECTED
+
+    @rule(actor=ACTORS, pick=st.integers(0, 50))
+    def cancel(self, actor: str, pick: int) -> None:
+        rid = self._pick_request(pick)
+        req = self.requests.get(rid)
+        why: Any = set()
+        if req is None:
+            why.add(ANY)
+        elif actor != req.agent:
+            why.add(ANY)  # only the proposing agent (the error name is the contract's choice)
+        elif req.status != PENDING:
+            why.add("RequestNotPending")
+        else:
+            why = SOME  # a paused/revoked agent withdrawing its own request, or after expiry: left open
+        receipt, _ = attempt(self.clock, why, self.wallet.cancel, rid, sender=self.a[actor])
+        if receipt is not None:
+            req.status = CANCELLED
+
+    @rule(caller=st.sampled_from(["stranger", "owner", "agentA"]), pick=st.integers(0, 50))
+    def expire(self, caller: str, pick: int) -> None:
+        rid = self._pick_request(pick)
+        req = self.requests.get(rid)
+        why: set[str] = set()
+        if req is None:
+            why.add("UnknownRequest")
+        else:
+            if req.status != PENDING:
+                why.add("RequestNotPending")
+            if self.clock.now < req.expires_at:
+                why.add("RequestNotExpired")
+        receipt, _ = attempt(self.clock, why, self.wallet.expire, rid, sender=self.a[caller])
+        if receipt is not None:
+            req.status = EXPIRED
+
+    @rule(agent=st.sampled_from(AGENTS), signer=st.sampled_from(["agent", "agent", "agent", "stranger", "replay"]),
+          token=st.sampled_from(["USDC", "NATIVE"]), kind=AMOUNT_KINDS, noise=NOISE,
+          deadline=st.sampled_from(["now", "later", "later", "past"]))
+    def pay_with_sig(self, agent, signer, token, kind, noise, deadline) -> None:
+        """Signed intents, relayed by a stranger; a replay of the last one that settled must fail."""
+        if signer == "replay":
+            if self.last_signed is None:
+                return
+            msg, sig = self.last_signed["msg"], self.last_signed["sig"]
+            agent = self.last_signed["agent"]
+        else:
+            t = self.tokens[token]
+            amount = self._amount(agent, t, kind, noise)
+            dl = {"now": self.clock.now, "later": self.clock.now + 600, "past": self.clock.now - 1}[deadline]
+            msg = {"agent": self.a[agent].address, "token": t, "to": self.a["payee"].address, "amount": amount,
+                   "ref": keccak(text=f"sig{noise}"), "nonce": self.nonces[agent], "deadline": dl}
+            key = test_key(1 if agent == "agentA" else 6) if signer == "agent" else test_key(4)
+            sig = sign(key, self.domain, "Pay", [("agent", "address"), ("token", "address"), ("to", "address"),
+                                                  ("amount", "uint256"), ("ref", "bytes32"), ("nonce", "uint256"),
+                                                  ("deadline", "uint256")], msg)
+        t, amount = msg["token"], msg["amount"]
+        why = self._spend_errors(agent, t, amount)
+        if signer in ("stranger", "replay") or msg["nonce"] != self.nonces[agent]:
+            why.add("InvalidSignature")
+        if self.clock.now > msg["deadline"]:
+            why.add("DeadlinePassed")
+        if not why and self.bal[("wallet", t)] < amount:
+            why |= set(NO_FUNDS)
+        receipt, _ = attempt(self.clock, why, self.wallet.payWithSig, msg["agent"], t, msg["to"], amount, msg["ref"],
+                             msg["deadline"], sig, sender=self.a["stranger"])
+        if receipt is not None:
+            self.nonces[agent] += 1
+            self._record_spend(agent, t, amount, receipt, "Paid")
+            self._move(t, "wallet", "payee", amount)
+            self.last_signed = {"msg": msg, "sig": sig, "agent": agent}
+
+    # --- owner controls (and everyone else trying them) ----------------------------------------
+
+    @rule(caller=CALLERS, agent=st.sampled_from(AGENTS), token=TOKENS,
+          limit=st.sampled_from([0, 1, 2, 3, 5, 10]), cap=st.sampled_from(["limit", "half", "one", "zero", "limit+1"]),
+          period=st.sampled_from(["same", "same", 60, 3600, DAY, 0]), float_cap=st.sampled_from([0, 1, 3]))
+    def set_rule(self, caller, agent, token, limit, cap, period, float_cap) -> None:
+        t, unit = self.tokens[token], self.unit[token]
+        r = self.rules[(agent, t)]
+        limit_v = limit * unit
+        cap_v = {"limit": limit_v, "half": limit_v // 2, "one": min(unit, limit_v), "zero": 0,
+                 "limit+1": limit_v + 1}[cap]
+        period_v = (r.period or DAY) if period == "same" else period
+        float_v = float_cap * unit
+        why: set[str] = set()
+        if caller != "owner":
+            why.add("NotOwner")
+        if cap_v > limit_v:
+            why.add("CapAboveLimit")
+        if period_v == 0:
+            why.add("InvalidPeriod")
+        receipt, _ = attempt(self.clock, why, self.wallet.setRule, self.a[agent], t, limit_v, cap_v, period_v, float_v,
+                             sender=self.a[caller])
+        if receipt is not None:
+            if period_v != r.period:
+                r.spent, r.epoch = 0, r.epoch + 1
+            r.limit, r.cap, r.period, r.float_cap = limit_v, cap_v, period_v, float_v
+            key = (agent, t, r.epoch, self.clock.now // period_v)
+            self.max_limit_in_window[key] = max(self.max_limit_in_window.get(key, 0), limit_v)
+
+    @rule(caller=CALLERS, agent=st.sampled_from(AGENTS), paused=st.booleans())
+    def set_agent_paused(self, caller: str, agent: str, paused: bool) -> None:
+        why = set() if caller == "owner" else {"NotOwner"}
+        if caller == "owner" and not self.agents[agent]["active"]:
+            why = SOME
+        receipt, _ = attempt(self.clock, why, self.wallet.setAgentPaused, self.a[agent], paused, sender=self.a[caller])
+        if receipt is not None:
+            self.agents[agent]["paused"] = paused
+
+    @rule(caller=CALLERS, agent=st.sampled_from(AGENTS), add=st.booleans())
+    def revoke_or_add_agent(self, caller: str, agent: str, add: bool) -> None:
+        why: Any = set() if caller == "owner" else {"NotOwner"}
+        if caller == "owner" and self.agents[agent]["active"] == add:
+            why = SOME  # adding an active agent / revoking a revoked one: the contract may refuse
+        fn = self.wallet.addAgent if add else self.wallet.revokeAgent
+        receipt, _ = attempt(self.clock, why, fn, self.a[agent], sender=self.a[caller])
+        if receipt is not None:
+            self.agents[agent]["active"] = add
+            if add:
+                self.agents[agent]["paused"] = bool(self.wallet.agentInfo(self.a[agent])[1])
+
+    @rule(caller=CALLERS, paused=st.booleans())
+    def set_wallet_paused(self, caller: str, paused: bool) -> None:
+        why = set() if caller == "owner" else {"NotOwner"}
+        receipt, _ = attempt(self.clock, why, self.wallet.setPaused, paused, sender=self.a[caller])
+        if receipt is not None:
+            self.paused = paused
+
+    @rule(caller=CALLERS, allowed=st.booleans())
+    def set_router(self, caller: str, allowed: bool) -> None:
+        why = set() if caller == "owner" else {"NotOwner"}
+        receipt, _ = attempt(self.clock, why, self.wallet.setRouter, self.vvs, allowed, sender=self.a[caller])
+        if receipt is not None:
+            self.routers[self.vvs.address] = allowed
+
+    @rule(caller=CALLERS, ttl=st.sampled_from([60, 3600, DAY]))
+    def set_request_ttl(self, caller: str, ttl: int) -> None:
+        why = set() if caller == "owner" else {"NotOwner"}
+        receipt, _ = attempt(self.clock, why, self.wallet.setRequestTtl, ttl, sender=self.a[caller])
+        if receipt is not None:
+            self.ttl = ttl
+
+    @rule(caller=CALLERS, token=TOKENS, share=st.sampled_from(["all", "half", "all+1", "zero"]),
+          to=st.sampled_from(["owner", "payee"]))
+    def withdraw(self, caller: str, token: str, share: str, to: str) -> None:
+        t = self.tokens[token]
+        have = self.bal[("wallet", t)]
+        amount = {"all": have, "half": have // 2, "all+1": have + 1, "zero": 0}[share]
+        why: Any = set()
+        if caller != "owner":
+            why.add("NotOwner")
+        elif amount > have:
+            why |= set(NO_FUNDS)
+        elif amount == 0:
+            why = SOME  # a zero withdrawal may be refused (ZeroAmount) or be a no-op
+        receipt, err = attempt(self.clock, why, self.wallet.withdraw, t, self.a[to], amount, sender=self.a[caller])
+        if why is SOME:
+            assert err in (None, "ZeroAmount"), err
+        if receipt is not None:
+            self._move(t, "wallet", to, amount)
+
+    @rule(token=st.sampled_from(["USDC", "NATIVE"]), units=st.sampled_from([1, 5]))
+    def owner_deposits(self, token: str, units: int) -> None:
+        t, amount = self.tokens[token], units * self.unit[token]
+        if token == "NATIVE":
+            receipt, _ = attempt(self.clock, (), self.a["owner"].transfer, self.wallet, amount)
+            assert events(receipt, "Deposited") == [{"from": self.a["owner"].address, "amount": amount}]
+        else:
+            attempt(self.clock, (), self.usdc.transfer, self.wallet, amount, sender=self.a["owner"])
+        self._move(t, "owner", "wallet", amount)
+
+    # --- invariants ----------------------------------------------------------------------------
+
+    @invariant()
+    def clock_is_the_chains(self) -> None:
+        assert chain.blocks.head.timestamp == self.clock.now
+
+    @invariant()
+    def balances_move_only_by_allowed_paths(self) -> None:
+        """Invariant 5: every balance the model follows equals the chain's."""
+        for (h, t), expected in self.bal.items():
+            assert self._read_balance(h, t) == expected, f"{h} holds {self._read_balance(h, t)} of {t}, model {expected}"
+
+    @invariant()
+    def windows_and_rules_match(self) -> None:
+        """Invariant 1 as the views report it: rule, spend in the current window, what is available."""
+        now = self.clock.now
+        for (agent, t), r in self.rules.items():
+            who = self.a[agent]
+            assert tuple(int(x) for x in self.wallet.rule(who, t)) == (r.limit, r.cap, r.period, r.float_cap)
+            available = int(self.wallet.available(who, t))
+            if r.period == 0:
+                assert available == 0
+                continue
+            spent, index, ends = (int(x) for x in self.wallet.spentInWindow(who, t))
+            w = now // r.period
+            assert (spent, index, ends) == (r.spent_now(now), w, (w + 1) * r.period), (agent, t)
+            assert available == min(max(r.limit - r.spent_now(now), 0), r.cap)
+
+    @invariant()
+    def controls_match(self) -> None:
+        """Invariant 3/4: pause, agents, routers and nonces are what the owner (only) set."""
+        assert bool(self.wallet.paused()) == self.paused
+        for n in AGENTS:
+            active, paused = self.wallet.agentInfo(self.a[n])
+            assert bool(active) == self.agents[n]["active"]
+            if active:
+                assert bool(paused) == self.agents[n]["paused"]
+            assert int(self.wallet.nonces(self.a[n])) == self.nonces[n]
+        assert bool(self.wallet.isRouterAllowed(self.vvs)) == self.routers[self.vvs.address]
+        assert not self.wallet.isRouterAllowed(self.bogus_router)
+        assert self.wallet.owner() == self.a["owner"].address
+
+    @invariant()
+    def requests_match(self) -> None:
+        """Invariant 2: each request's status and executed amount; at most one execution each."""
+        assert int(self.wallet.requestCount()) == len(self.requests)
+        for rid, req in self.requests.items():
+            onchain = self.wallet.request(rid)
+            assert int(onchain.status) == req.status, (rid, onchain)
+            assert int(onchain.amount) == req.amount and int(onchain.expiresAt) == req.expires_at
+            if req.status == EXECUTED:
+                assert int(onchain.approvedAmount) == req.approved <= req.amount
+            assert req.executions <= 1
+
+
+# ------------------------------------------------------------------------------------------------
+# ServiceRegistry + PaymentRouter: invariants 6-10
+
+
+@dataclass
+class Service:
+    provider: str
+    name: str
+    endpoint: str
+    model: int
+    token: str
+    price: int
+    period: int
+    pay_to: str
+    metadata: str
+    active: bool = True
+
+    def fields(self) -> tuple:
+        return (self.provider, self.name, self.endpoint, self.model, self.token, self.price, self.period,
+                self.pay_to, self.metadata, self.active)
+
+
+@pytest.fixture(scope="module")
+def router_world(stack, accounts):
+    """Payer funded and approved; fees go to a dedicated recipient."""
+    owner = accounts[0]
+    acc = {"owner": owner, "provider": accounts[2], "provider2": accounts[8], "payer": accounts[3],
+           "stranger": accounts[4], "fee": accounts[5], "payee2": accounts[9]}
+    stack.router.setFeeRecipient(acc["fee"], sender=owner)
+    stack.usdc.mint(acc["payer"], 1_000 * ONE_USDC, sender=owner)
+    stack.usdc.approve(stack.router, 2**256 - 1, sender=acc["payer"])
+    return World(stack, acc)
+
+
+def test_registry_and_router_invariants(router_world):
+    """Invariants 6-10: conservation and the fee cap, EIP-3009 nonces settle once, only active
+    services are paid at their registered terms, ids are unique and provider-owned, and events alone
+    rebuild the registry and the router's totals."""
+    run_machine(RegistryRouterMachine, router_world)
+
+
+class RegistryRouterMachine(RuleBasedStateMachine):
+    world: World
+
+    def __init__(self) -> None:
+        super().__init__()
+        world = self.world
+        chain.restore(world.snapshot)
+        world.snapshot = chain.snapshot()
+        s, a = world.stack, world.accounts
+        self.s, self.a = s, a
+        self.registry, self.router, self.usdc = s.registry, s.router, s.usdc
+        self.clock = Clock()
+        self.max_fee = int(self.router.MAX_FEE_BPS())
+        self.fee_bps = int(self.router.feeBps())
+        self.fee_to = self.router.feeRecipient()
+        assert self.fee_to == a["fee"].address
+        self.services: dict[int, Service] = {}
+        for sid in range(1, int(self.registry.serviceCount()) + 1):
+            self.services[sid] = self._read_service(sid)
+        self.stats = {sid: tuple(int(x) for x in self.router.serviceStats(sid)) for sid in self.services}
+        self.payments = int(self.router.paymentCount())
+        self.subscriptions: dict[tuple[int, str], int] = {}
+        self.used_nonces: set[bytes] = set()
+        self.settled: list[dict] = []  # authorizations that settled, for replays
+        self.nonce_counter = itertools.count()
+        self.watch = {addr(a[n]) for n in ("provider", "provider2", "payer", "stranger", "fee", "payee2")}
+        self.watch.add(self.router.address)
+        self.bal = {h: int(self.usdc.balanceOf(h)) for h in self.watch}
+        self.domain = {"name": self.usdc.name(), "version": self.usdc.version(), "chainId": chain.chain_id,
+                       "verifyingContract": self.usdc.address}
+
+    def _read_service(self, sid: int) -> Service:
+        v = self.registry.getService(sid)
+        return Service(v.provider, v.name, v.endpoint, int(v.model), v.token, int(v.price), int(v.period), v.payTo,
+                       v.metadataURI, bool(v.active))
+
+    def _move(self, frm: str, to: str, amount: int) -> None:
+        if frm in self.bal:
+            self.bal[frm] -= amount
+        if to in self.bal:
+            self.bal[to] += amount
+
+    def _pick(self, pick: int) -> int:
+        return pick % (len(self.services) + 1) + 1  # one unknown id now and then
+
+    # --- registry ------------------------------------------------------------------------------
+
+    def _terms(self, model, price, period, pay_to, name):
+        m = {"per-call": PER_CALL, "metered": METERED, "subscription": SUBSCRIPTION}[model]
+        p = {"zero": 0, "one": 1, "cents": 10_000, "dollars": 3 * ONE_USDC, "max": UINT96_MAX}[price]
+        per = {"none": 0, "minute": 60, "day": DAY}[period]
+        to = ZERO if pay_to == "zero" else addr(self.a[pay_to])
+        why: set[str] = set()
+        if not name:
+            why.add("EmptyName")
+        if to == ZERO:
+            why.add("InvalidPayTo")
+        if p == 0:
+            why.add("InvalidPrice")
+        if (m == SUBSCRIPTION) != (per > 0):
+            why.add("InvalidPeriod")
+        return m, p, per, to, why
+
+    TERMS = dict(
+        model=st.sampled_from(["per-call", "per-call", "metered", "subscription"]),
+        price=st.sampled_from(["one", "cents", "cents", "dollars", "zero", "max"]),
+        period=st.sampled_from(["none", "none", "minute", "day"]),
+        pay_to=st.sampled_from(["provider", "provider2", "payee2", "zero"]),
+        name=st.sampled_from(["oracle", "oracle", "weather", ""]),
+    )
+
+    @rule(caller=st.sampled_from(["provider", "provider2", "stranger"]), **TERMS)
+    def register(self, caller, model, price, period, pay_to, name) -> None:
+        m, p, per, to, why = self._terms(model, price, period, pay_to, name)
+        sid = len(self.services) + 1
+        endpoint, meta = f"http://svc/{sid}", f"ipfs://{sid}"
+        receipt, _ = attempt(self.clock, why, self.registry.register, name, endpoint, m, self.usdc, p, per, to, meta,
+                             sender=self.a[caller])
+        if receipt is not None:
+            self.services[sid] = Service(addr(self.a[caller]), name, endpoint, m, self.usdc.address, p, per, to, meta)
+            self.stats[sid] = (0, 0, 0)
+            (ev,) = events(receipt, "ServiceRegistered")
+            assert ev["serviceId"] == sid, "service ids are 1, 2, 3, ... and never reused"
+
+    @rule(caller=st.sampled_from(["provider", "provider", "provider2", "stranger"]), pick=st.integers(0, 20), **TERMS)
+    def update(self, caller, pick, model, price, period, pay_to, name) -> None:
+        sid = self._pick(pick)
+        svc = self.services.get(sid)
+        m, p, per, to, why = self._terms(model, price, period, pay_to, name)
+        if svc is None:
+            why.add("UnknownService")
+        elif svc.provider != addr(self.a[caller]):
+            why.add("NotProvider")
+        endpoint, meta = f"http://svc/{sid}/v2", f"ipfs://{sid}/v2"
+        receipt, _ = attempt(self.clock, why, self.registry.update, sid, name, endpoint, m, self.usdc, p, per, to, meta,
+                             sender=self.a[caller])
+        if receipt is not None:
+            svc.name, svc.endpoint, svc.model, svc.price, svc.period, svc.pay_to, svc.metadata = (
+                name, endpoint, m, p, per, to, meta)
+
+    @rule(caller=st.sampled_from(["provider", "provider", "provider2", "stranger"]), pick=st.integers(0, 20),
+          active=st.booleans())
+    def set_active(self, caller: str, pick: int, active: bool) -> None:
+        sid = self._pick(pick)
+        svc = self.services.get(sid)
+        why: set[str] = set()
+        if svc is None:
+            why.add("UnknownService")
+        else:
+            if svc.provider != addr(self.a[caller]):
+                why.add("NotProvider")
+            if svc.active == active:
+                why.add("AlreadyActive" if active else "AlreadyInactive")
+        fn = self.registry.reactivate if active else self.registry.deactivate
+        receipt, _ = attempt(self.clock, why, fn, sid, sender=self.a[caller])
+        if receipt is not None:
+            svc.active = active
+
+    # --- router --------------------------------------------------------------------------------
+
+    def _service_errors(self, sid: int) -> set[str]:
+        svc = self.services.get(sid)
+        if svc is None:
+            return {"UnknownService"}
+        return set() if svc.active else {"ServiceInactive"}
+
+    def _paid(self, receipt: Any, sid: int, payer: str, amount: int, units: int, kind: int, ref: bytes) -> None:
+        """Invariants 6 and 8 for one payment: one event with everything, exact split, fee under the cap."""
+        svc = self.services[sid]
+        fee = amount * self.fee_bps // 10_000
+        assert fee <= amount * self.max_fee // 10_000
+        self.payments += 1
+        (ev,) = events(receipt, "PaymentMade")
+        assert ev == {"paymentId": self.payments, "serviceId": sid, "payer": payer, "token": svc.token,
+                      "payTo": svc.pay_to, "amount": amount, "fee": fee, "units": units, "ref": ref, "kind": kind}, ev
+        assert ev["amount"] == (ev["amount"] - ev["fee"]) + ev["fee"] and ev["fee"] <= amount
+        self._move(payer, svc.pay_to, amount - fee)
+        self._move(payer, self.fee_to, fee)
+        volume, count, _ = self.stats[sid]
+        self.stats[sid] = (volume + amount, count + 1, self.clock.now)
+
+    def _funds_errors(self, payer: str, amount: int, allowance: bool = True) -> set[str]:
+        why: set[str] = set()
+        if amount > self.bal[payer]:
+            why.add("ERC20: transfer amount exceeds balance")
+        if allowance and payer != addr(self.a["payer"]):
+            why.add("ERC20: transfer amount exceeds allowance")  # only the payer approved the router
+        if why:
+            why.add("TransferFailed")
+        return why
+
+    @rule(who=st.sampled_from(["payer", "payer", "payer", "stranger"]), pick=st.integers(0, 20),
+          units=st.sampled_from([1, 1, 2, 0, 3]), ref=st.binary(min_size=32, max_size=32))
+    def pay(self, who: str, pick: int, units: int, ref: bytes) -> None:
+        sid = self._pick(pick)
+        svc = self.services.get(sid)
+        why = self._service_errors(sid)
+        payer = addr(self.a[who])
+        amount = 0
+        if svc is not None:
+            if svc.model == SUBSCRIPTION:
+                why.add("WrongPricingModel")
+            elif (svc.model == PER_CALL and units != 1) or units == 0:
+                why.add("InvalidUnits")
+            amount = svc.price * units
+            if not why:
+                why |= self._funds_errors(payer, amount)
+        receipt, _ = attempt(self.clock, why, self.router.pay, sid, units, ref, sender=self.a[who])
+        if receipt is not None:
+            self._paid(receipt, sid, payer, amount, units, 0, ref)
+
+    @rule(pick=st.integers(0, 20), periods=st.sampled_from([1, 1, 2, 0]))
+    def subscribe(self, pick: int, periods: int) -> None:
+        sid = self._pick(pick)
+        svc = self.services.get(sid)
+        why = self._service_errors(sid)
+        payer = addr(self.a["payer"])
+        if svc is not None:
+            if svc.model != SUBSCRIPTION:
+                why.add("WrongPricingModel")
+            if periods == 0:
+                why.add("InvalidUnits")
+            if not why:
+                why |= self._funds_errors(payer, svc.price * periods)
+        ref = keccak(text=f"sub{sid}")
+        receipt, _ = attempt(self.clock, why, self.router.subscribe, sid, periods, ref, sender=self.a["payer"])
+        if receipt is not None:
+            self._paid(receipt, sid, payer, svc.price * periods, periods, 2, ref)
+            self._extend(receipt, sid, payer, svc.period * periods)
+
+    def _extend(self, receipt: Any, sid: int, subscriber: str, seconds: int) -> None:
+        expires = max(self.clock.now, self.subscriptions.get((sid, subscriber), 0)) + seconds
+        self.subscriptions[(sid, subscriber)] = expires
+        (ev,) = events(receipt, "SubscriptionExtended")
+        assert ev == {"serviceId": sid, "subscriber": subscriber, "expiresAt": expires, "paymentId": self.payments}
+
+    def _authorization(self, primary: str, frm: str, to: str, value: int, after: int, before: int, nonce: bytes,
+                       key: Any) -> bytes:
+        fields = [("from", "address"), ("to", "address"), ("value", "uint256"), ("validAfter", "uint256"),
+                  ("validBefore", "uint256"), ("nonce", "bytes32")]
+        msg = {"from": frm, "to": to, "value": value, "validAfter": after, "validBefore": before, "nonce": nonce}
+        return sign(key, self.domain, primary, fields, msg)
+
+    @rule(pick=st.integers(0, 20), value=st.sampled_from(["price", "price", "2*price", "price+1", "zero"]),
+          timing=st.sampled_from(["valid", "valid", "valid", "not-yet", "expired"]),
+          signer=st.sampled_from(["payer", "payer", "payer", "stranger"]), replay=st.sampled_from([False, False, True]))
+    def settle_authorization(self, pick, value, timing, signer, replay) -> None:
+        """x402: an EIP-3009 authorization to the router, relayed by anyone; replays must fail."""
+        payer = addr(self.a["payer"])
+        if replay:
+            if not self.settled:
+                return
+            auth = self.settled[pick % len(self.settled)]
+        else:
+            sid = self._pick(pick)
+            price = self.services[sid].price if sid in self.services else 10_000
+            v = {"price": price, "2*price": 2 * price, "price+1": price + 1, "zero": 0}[value]
+            after, before = {"valid": (self.clock.now - 1, self.clock.now + 60),
+                             "not-yet": (self.clock.now, self.clock.now + 60),
+                             "expired": (self.clock.now - 60, self.clock.now)}[timing]
+            nonce = keccak(text=f"auth{next(self.nonce_counter)}")
+            key = test_key(3) if signer == "payer" else test_key(4)
+            sig = self._authorization("ReceiveWithAuthorization", payer, self.router.address, v, after, before, nonce, key)
+            auth = {"sid": sid, "value": v, "after": after, "before": before, "nonce": nonce, "sig": sig,
+                    "bad_signer": signer != "payer"}
+        sid, v = auth["sid"], auth["value"]
+        svc = self.services.get(sid)
+        why = self._service_errors(sid)
+        units = 0
+        if svc is not None:
+            if svc.model == PER_CALL:
+                units = 1
+                if v != svc.price:
+                    why.add("AmountMismatch")
+            else:
+                units = v // svc.price
+                if v == 0 or v % svc.price:
+                    why.add("AmountMismatch")
+        if not why:  # the token's own checks, in FiatToken's order
+            if not self.clock.now > auth["after"]:
+                why.add(NOT_YET_AUTH)
+            if not self.clock.now < auth["before"]:
+                why.add(EXPIRED_AUTH)
+            if auth["nonce"] in self.used_nonces:
+                why.add(USED)
+            if auth["bad_signer"]:
+                why.add(BAD_SIG)
+            if v > self.bal[payer]:
+                why |= set(NO_FUNDS)
+        ref = keccak(text="x402")
+        r, s_, vv = auth["sig"][:32], auth["sig"][32:64], auth["sig"][64]
+        receipt, _ = attempt(self.clock, why, self.router.settleAuthorization, sid, payer, v, auth["after"],
+                             auth["before"], auth["nonce"], vv, r, s_, ref, sender=self.a["stranger"])
+        if receipt is not None:
+            assert auth["nonce"] not in self.used_nonces, "an EIP-3009 nonce settled twice"
+            self.used_nonces.add(auth["nonce"])
+            self.settled.append(auth)
+            self._paid(receipt, sid, payer, v, units, 1, ref)
+            if svc.model == SUBSCRIPTION:
+                self._extend(receipt, sid, payer, svc.period * units)
+
+    @rule(pick=st.integers(0, 20), mode=st.sampled_from(["fresh", "replay", "replay-settled"]))
+    def transfer_with_authorization(self, pick: int, mode: str) -> None:
+        """Invariant 7 at the token: a (signer, nonce) is spent once, whichever function spends it."""
+        payer, to = addr(self.a["payer"]), addr(self.a["payee2"])
+        if mode == "replay-settled" and self.settled:
+            nonce = self.settled[pick % len(self.settled)]["nonce"]
+        elif mode == "replay" and self.used_nonces:
+            nonce = sorted(self.used_nonces)[pick % len(self.used_nonces)]
+        else:
+            nonce = keccak(text=f"twa{next(self.nonce_counter)}")
+        after, before = self.clock.now - 1, self.clock.now + 60
+        sig = self._authorization("TransferWithAuthorization", payer, to, 1, after, before, nonce, test_key(3))
+        why = {USED} if nonce in self.used_nonces else set()
+        receipt, _ = attempt(self.clock, why, self.usdc.transferWithAuthorization, payer, to, 1, after, before, nonce,
+                             sig[64], sig[:32], sig[32:64], sender=self.a["stranger"])
+        if receipt is not None:
+            self.used_nonces.add(nonce)
+            self._move(payer, to, 1)
+
+    @rule(which=st.sampled_from(["fresh", "used"]), pick=st.integers(0, 20))
+    def cancel_authorization(self, which: str, pick: int) -> None:
+        """A cancelled nonce can never settle (the next settle_authorization replay covers it)."""
+        payer = addr(self.a["payer"])
+        if which == "used" and self.used_nonces:
+            nonce = sorted(self.used_nonces)[pick % len(self.used_nonces)]
+        else:
+            nonce = keccak(text=f"cancel{next(self.nonce_counter)}")
+        fields = [("authorizer", "address"), ("nonce", "bytes32")]
+        sig = sign(test_key(3), self.domain, "CancelAuthorization", fields, {"authorizer": payer, "nonce": nonce})
+        why = {USED} if nonce in self.used_nonces else set()
+        receipt, _ = attempt(self.clock, why, self.usdc.cancelAuthorization, payer, nonce, sig[64], sig[:32], sig[32:64],
+                             sender=self.a["stranger"])
+        if receipt is not None:
+            self.used_nonces.add(nonce)
+            # A settle with this nonce must now fail: queue it as a "settled" auth for the replay rule.
+            sid = next(iter(self.services))
+            price = self.services[sid].price
+            before = self.clock.now + 600
+            s = self._authorization("ReceiveWithAuthorization", payer, self.router.address, price, 0, before, nonce,
+                                    test_key(3))
+            self.settled.append({"sid": sid, "value": price, "after": 0, "before": before, "nonce": nonce, "sig": s,
+                                 "bad_signer": False})
+
+    @rule(caller=st.sampled_from(["owner", "owner", "stranger"]), bps=st.sampled_from(["zero", "max", "max+1", "mid"]))
+    def set_fee(self, caller: str, bps: str) -> None:
+        value = {"zero": 0, "max": self.max_fee, "max+1": self.max_fee + 1, "mid": self.max_fee // 2}[bps]
+        why: set[str] = set()
+        if caller != "owner":
+            why.add("NotOwner")
+        if value > self.max_fee:
+            why.add("FeeTooHigh")
+        receipt, _ = attempt(self.clock, why, self.router.setFee, value, sender=self.a[caller])
+        if receipt is not None:
+            assert events(receipt, "FeeChanged") == [{"oldFeeBps": self.fee_bps, "newFeeBps": value}]
+            self.fee_bps = value
+
+    @rule(seconds=st.sampled_from([1, 59, 60, 61, 3600, DAY]))
+    def advance_time(self, seconds: int) -> None:
+        self.clock.advance(self.clock.now + seconds)
+
+    # --- invariants ----------------------------------------------------------------------------
+
+    @invariant()
+    def registry_matches(self) -> None:
+        """Invariant 9 (and 8's inputs): ids 1..n, each with the fields and provider the model holds."""
+        assert int(self.registry.serviceCount()) == len(self.services)
+        for sid, svc in self.services.items():
+            assert self._read_service(sid).fields() == svc.fields(), sid
+            active, model, token, price, period, pay_to = self.registry.paymentTerms(sid)
+            assert (bool(active), int(model), token, int(price), int(period), pay_to) == (
+                svc.active, svc.model, svc.token, svc.price, svc.period, svc.pay_to)
+
+    @invariant()
+    def router_totals_and_balances_match(self) -> None:
+        """Invariants 6-8: balances moved exactly by the payments; the router keeps nothing."""
+        assert int(self.router.paymentCount()) == self.payments
+        assert int(self.router.feeBps()) == self.fee_bps <= self.max_fee
+        for sid, stats in self.stats.items():
+            assert tuple(int(x) for x in self.router.serviceStats(sid)) == stats, sid
+        for holder, expected in self.bal.items():
+            assert int(self.usdc.balanceOf(holder)) == expected, holder
+        assert self.bal[self.router.address] == 0
+        for (sid, who), expires in self.subscriptions.items():
+            assert int(self.router.subscriptionExpiry(sid, who)) == expires
+
+    @invariant()
+    def used_nonces_stay_used(self) -> None:
+        payer = addr(self.a["payer"])
+        for nonce in self.used_nonces:
+            assert self.usdc.authorizationState(payer, nonce)
+
+    def teardown(self) -> None:
+        """Invariant 10: replaying registry and router events from the deployment block rebuilds
+        every service, the per-service totals, subscriptions and the payment count."""
+        start = self.s.manifest.deployment_block
+        head = chain.blocks.head.number
+        logs = []
+        for name in ("ServiceRegistered", "ServiceUpdated", "ServiceDeactivated", "ServiceReactivated"):
+            logs += list(getattr(self.registry, name).range(start, head + 1))
+        for name in ("PaymentMade", "SubscriptionExtended"):
+            logs += list(getattr(self.router, name).range(start, head + 1))
+        logs.sort(key=lambda log: (log.block_number, log.log_index))
+        services: dict[int, tuple] = {}
+        stats: dict[int, tuple] = {}
+        subs: dict[tuple, int] = {}
+        payment_ids: list[int] = []
+        for log in logs:
+            e = log.event_arguments
+            if log.event_name.startswith("Service"):
+                if log.event_name == "ServiceRegistered":
+                    assert e["serviceId"] not in services, "a service id registered twice"
+                else:
+                    assert e["serviceId"] in services
+                    assert services[e["serviceId"]][0] == e["provider"], "only the provider edits a service"
+                services[e["serviceId"]] = (e["provider"], e["name"], e["endpoint"], int(e["model"]), e["token"],
+                                            int(e["price"]), int(e["period"]), e["payTo"], e["metadataURI"],
+                                            bool(e["active"]))
+            elif log.event_name == "PaymentMade":
+                payment_ids.append(e["paymentId"])
+                volume, count, _ = stats.get(e["serviceId"], (0, 0, 0))
+                stats[e["serviceId"]] = (volume + e["amount"], count + 1, chain.blocks[log.block_number].timestamp)
+            else:
+                subs[(e["serviceId"], e["subscriber"])] = e["expiresAt"]
+        assert payment_ids == list(range(1, len(payment_ids) + 1)) and len(payment_ids) == int(self.router.paymentCount())
+        assert sorted(services) == list(range(1, int(self.registry.serviceCount()) + 1))
+        for sid, fields in services.items():
+            assert self._read_service(sid).fields() == fields, sid
+            assert tuple(int(x) for x in self.router.serviceStats(sid)) == stats.get(sid, (0, 0, 0)), sid
+        for (sid, who), expires in subs.items():
+            assert int(self.router.subscriptionExpiry(sid, who)) == expires
