@@ -38,7 +38,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from paygent.localchain import test_key
+from paygent.localchain import test_key as key_of  # aliased: pytest would collect `test_key`
 
 ZERO = "0x0000000000000000000000000000000000000000"
 NATIVE = ZERO
@@ -569,7 +569,7 @@ class WalletMachine(RuleBasedStateMachine):
             dl = {"now": self.clock.now, "later": self.clock.now + 600, "past": self.clock.now - 1}[deadline]
             msg = {"agent": self.a[agent].address, "token": t, "to": self.a["payee"].address, "amount": amount,
                    "ref": keccak(text=f"sig{noise}"), "nonce": self.nonces[agent], "deadline": dl}
-            key = test_key(1 if agent == "agentA" else 6) if signer == "agent" else test_key(4)
+            key = key_of(1 if agent == "agentA" else 6) if signer == "agent" else key_of(4)
             sig = sign(key, self.domain, "Pay", [("agent", "address"), ("token", "address"), ("to", "address"),
                                                   ("amount", "uint256"), ("ref", "bytes32"), ("nonce", "uint256"),
                                                   ("deadline", "uint256")], msg)
@@ -1006,7 +1006,7 @@ class RegistryRouterMachine(RuleBasedStateMachine):
                              "not-yet": (self.clock.now, self.clock.now + 60),
                              "expired": (self.clock.now - 60, self.clock.now)}[timing]
             nonce = keccak(text=f"auth{next(self.nonce_counter)}")
-            key = test_key(3) if signer == "payer" else test_key(4)
+            key = key_of(3) if signer == "payer" else key_of(4)
             sig = self._authorization("ReceiveWithAuthorization", payer, self.router.address, v, after, before, nonce, key)
             auth = {"sid": sid, "value": v, "after": after, "before": before, "nonce": nonce, "sig": sig,
                     "bad_signer": signer != "payer"}
@@ -1057,7 +1057,7 @@ class RegistryRouterMachine(RuleBasedStateMachine):
         else:
             nonce = keccak(text=f"twa{next(self.nonce_counter)}")
         after, before = self.clock.now - 1, self.clock.now + 60
-        sig = self._authorization("TransferWithAuthorization", payer, to, 1, after, before, nonce, test_key(3))
+        sig = self._authorization("TransferWithAuthorization", payer, to, 1, after, before, nonce, key_of(3))
         why = {USED} if nonce in self.used_nonces else set()
         receipt, _ = attempt(self.clock, why, self.usdc.transferWithAuthorization, payer, to, 1, after, before, nonce,
                              sig[64], sig[:32], sig[32:64], sender=self.a["stranger"])
@@ -1074,7 +1074,7 @@ class RegistryRouterMachine(RuleBasedStateMachine):
         else:
             nonce = keccak(text=f"cancel{next(self.nonce_counter)}")
         fields = [("authorizer", "address"), ("nonce", "bytes32")]
-        sig = sign(test_key(3), self.domain, "CancelAuthorization", fields, {"authorizer": payer, "nonce": nonce})
+        sig = sign(key_of(3), self.domain, "CancelAuthorization", fields, {"authorizer": payer, "nonce": nonce})
         why = {USED} if nonce in self.used_nonces else set()
         receipt, _ = attempt(self.clock, why, self.usdc.cancelAuthorization, payer, nonce, sig[64], sig[:32], sig[32:64],
                              sender=self.a["stranger"])
@@ -1085,7 +1085,7 @@ class RegistryRouterMachine(RuleBasedStateMachine):
             price = self.services[sid].price
             before = self.clock.now + 600
             s = self._authorization("ReceiveWithAuthorization", payer, self.router.address, price, 0, before, nonce,
-                                    test_key(3))
+                                    key_of(3))
             self.settled.append({"sid": sid, "value": price, "after": 0, "before": before, "nonce": nonce, "sig": s,
                                  "bad_signer": False})
 
