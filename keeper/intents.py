@@ -1,0 +1,188 @@
+"""Settlement intents: one row per EIP-3009 authorization, written before anything is broadcast.
+
+Key: (token, payer, nonce) — what the token itself uses to make an authorization single-use. The
+row binds the authorization to the hash of the request it pays for, and records the signed raw
+transaction *before* it is sent, so after a crash or an RPC timeout the same transaction (same
+hash) is re-sent or looked up, never a second one. Status moves only forward:
+pending → settled | failed, and only on evidence from the chain (a receipt, or the token saying
+the authorization was never used and we never broadcast it).
+
+SQLite by default (WAL, autocommit, one statement per state change); the store is safe to share
+between threads, and between processes through SQLite's own locking.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS settlement_intents (
+    token        TEXT NOT NULL,
+    payer        TEXT NOT NULL,
+    nonce        TEXT NOT NULL,
+    request_hash TEXT NOT NULL,
+    kind         TEXT NOT NULL,
+    payee        TEXT NOT NULL,
+    value        TEXT NOT NULL,
+    network      TEXT NOT NULL,
+    service_id   INTEGER,
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'settled', 'failed')),
+    tx_hash      TEXT,
+    raw_tx       TEXT,
+    error        TEXT,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    PRIMARY KEY (token, payer, nonce)
+);
+CREATE INDEX IF NOT EXISTS settlement_intents_nonce ON settlement_intents (nonce);
+CREATE INDEX IF NOT EXISTS settlement_intents_pending ON settlement_intents (status) WHERE status = 'pending';
+"""
+
+
+class Status(str, Enum):
+    PENDING = "pending"
+    SETTLED = "settled"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class IntentKey:
+    token: str
+    payer: str
+    nonce: str
+
+    @classmethod
+    def of(cls, token: str, payer: str, nonce: str) -> "IntentKey":
+        return cls(token.lower(), payer.lower(), nonce.lower())
+
+
+@dataclass(frozen=True)
+class Intent:
+    key: IntentKey
+    request_hash: str
+    kind: str
+    payee: str
+    value: int
+    network: str
+    service_id: int | None
+    status: Status
+    tx_hash: str | None = None
+    raw_tx: str | None = None
+    error: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+
+_COLUMNS = ("token, payer, nonce, request_hash, kind, payee, value, network, service_id, status, "
+            "tx_hash, raw_tx, error, created_at, updated_at")
+
+
+def _row(row: tuple) -> Intent:
+    (token, payer, nonce, request_hash, kind, payee, value, network, service_id, status,
+     tx_hash, raw_tx, error, created_at, updated_at) = row
+    return Intent(IntentKey(token, payer, nonce), request_hash, kind, payee, int(value), network, service_id,
+                  Status(status), tx_hash, raw_tx, error, created_at, updated_at)
+
+
+class IntentStore:
+    """SQLite-backed intent store (``":memory:"`` for a private in-process store)."""
+
+    def __init__(self, path: str | Path = ":memory:"):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._lock = threading.Lock()
+        with self._lock:
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=30000")
+            self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def claim(self, intent: Intent) -> tuple[Intent, bool]:
+        """Insert `intent` (status pending) unless a row for its key exists.
+
+        Returns (the stored row, True if this call created it). Exactly one caller wins per key,
+        across threads and processes.
+        """
+        now = time.time()
+        k = intent.key
+        with self._lock:
+            cur = self._db.execute(
+                f"INSERT OR IGNORE INTO settlement_intents ({_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, NULL, NULL, ?, ?)",
+                (k.token, k.payer, k.nonce, intent.request_hash, intent.kind, intent.payee.lower(),
+                 str(intent.value), intent.network, intent.service_id, now, now),
+            )
+            created = cur.rowcount == 1
+        stored = self.get(k)
+        assert stored is not None
+        return stored, created
+
+    def get(self, key: IntentKey) -> Intent | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM settlement_intents WHERE token = ? AND payer = ? AND nonce = ?",
+                (key.token, key.payer, key.nonce),
+            ).fetchone()
+        return _row(row) if row else None
+
+    def by_nonce(self, nonce: str) -> list[Intent]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM settlement_intents WHERE nonce = ? ORDER BY created_at",
+                (nonce.lower(),),
+            ).fetchall()
+        return [_row(r) for r in rows]
+
+    def pending(self) -> list[Intent]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM settlement_intents WHERE status = 'pending' ORDER BY created_at"
+            ).fetchall()
+        return [_row(r) for r in rows]
+
+    def record_tx(self, key: IntentKey, tx_hash: str, raw_tx: str) -> bool:
+        """Remember the signed transaction before it is broadcast. False if the row is no longer
+        pending (then the transaction must not be sent)."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE settlement_intents SET tx_hash = ?, raw_tx = ?, updated_at = ? "
+                "WHERE token = ? AND payer = ? AND nonce = ? AND status = 'pending'",
+                (tx_hash, raw_tx, time.time(), key.token, key.payer, key.nonce),
+            )
+            return cur.rowcount == 1
+
+    def finish(self, key: IntentKey, status: Status, *, tx_hash: str | None = None,
+               error: str | None = None) -> Intent:
+        """Close a pending intent as settled or failed. A closed intent is never reopened or changed."""
+        if status is Status.PENDING:
+            raise ValueError("finish() closes an intent: settled or failed")
+        with self._lock:
+            self._db.execute(
+                "UPDATE settlement_intents SET status = ?, tx_hash = COALESCE(?, tx_hash), error = ?, "
+                "updated_at = ? WHERE token = ? AND payer = ? AND nonce = ? AND status = 'pending'",
+                (status.value, tx_hash, error, time.time(), key.token, key.payer, key.nonce),
+            )
+        stored = self.get(key)
+        assert stored is not None
+        return stored
+
+    def forget_unbroadcast(self, key: IntentKey) -> None:
+        """Drop a pending row that never got a transaction (verification failed before broadcast),
+        so the same authorization may be tried again once its problem is fixed."""
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM settlement_intents WHERE token = ? AND payer = ? AND nonce = ? "
+                "AND status = 'pending' AND raw_tx IS NULL",
+                (key.token, key.payer, key.nonce),
+            )
