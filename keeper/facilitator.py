@@ -487,6 +487,9 @@ class Facilitator:
         verdict = self.verify(p)
         if not verdict.is_valid:
             assert verdict.reason is not None
+            existing = self.store.get(p.key)  # settled meanwhile by a concurrent call: its answer
+            if existing is not None:
+                return self._existing(existing, p)
             return self._failed(p, verdict.reason)
         assert verdict.kind is not None
         auth = p.payload.authorization

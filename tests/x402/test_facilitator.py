@@ -1,0 +1,260 @@
+"""Facilitator rules on anvil with the real token stand-in: each invalid payment gets its reason
+and moves nothing; one authorization moves money once, however often or concurrently it is settled."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from starlette.testclient import TestClient
+
+from agent.signer import LocalSigner
+from keeper.facilitator import Payment, Web3Backend
+from keeper.intents import Status
+from paygent.eip3009 import AuthorizationKind, AuthorizationMessage, DomainReader, digest
+from paygent.localchain import test_key as local_key
+from paygent.wire import v2
+from paygent.wire.exact import Extra
+
+PRICE = 10_000
+
+
+@pytest.fixture
+def domain(w3, funded_usdc):
+    return DomainReader(w3).domain(funded_usdc.address)
+
+
+@pytest.fixture
+def requirements(funded_usdc, provider, domain):
+    return v2.PaymentRequirements(scheme="exact", network="eip155:338", asset=funded_usdc.address,
+                                  amount=str(PRICE), pay_to=provider.address, max_timeout_seconds=300,
+                                  extra=Extra(name=domain.name, version=domain.version))
+
+
+@pytest.fixture
+def sign(payer_key, domain, chain):
+    """sign(**overrides) -> v2 PaymentPayload for `requirements`, times from the chain."""
+
+    def make(requirements, *, key=None, to=None, value=None, valid_after=None, valid_before=None,
+             accepted=None, signed_value=None, nonce=None):
+        signer = LocalSigner(key or payer_key)
+        now = chain.pending_timestamp
+        message = AuthorizationMessage(
+            from_=signer.address, to=to or requirements.pay_to,
+            value=int(requirements.amount) if value is None else value,
+            valid_after=now - 60 if valid_after is None else valid_after,
+            valid_before=now + 300 if valid_before is None else valid_before,
+            nonce=nonce or bytes.fromhex("ab" * 32) if nonce else __import__("secrets").token_bytes(32))
+        signed_message = message if signed_value is None else AuthorizationMessage(
+            message.from_, message.to, signed_value, message.valid_after, message.valid_before, message.nonce)
+        signature = signer.sign_digest(digest(domain, AuthorizationKind.TRANSFER, signed_message))
+        payload = {"signature": "0x" + signature.hex(), "authorization": {
+            "from": message.from_, "to": message.to, "value": str(message.value),
+            "validAfter": str(message.valid_after), "validBefore": str(message.valid_before),
+            "nonce": "0x" + message.nonce.hex()}}
+        return v2.PaymentPayload.model_validate({
+            "x402Version": 2, "payload": payload,
+            "accepted": (accepted or requirements).model_dump(mode="json", by_alias=True, exclude_none=True)})
+
+    return make
+
+
+@pytest.fixture
+def api(facilitator_app):
+    return TestClient(facilitator_app)
+
+
+def settle_body(payload, requirements):
+    return {"x402Version": 2, "paymentPayload": payload.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "paymentRequirements": requirements.model_dump(mode="json", by_alias=True, exclude_none=True)}
+
+
+def test_valid_payment_verifies_and_settles_exactly_the_price(api, sign, requirements, funded_usdc, payer, provider):
+    payload = sign(requirements)
+    before = funded_usdc.balanceOf(payer), funded_usdc.balanceOf(provider)
+
+    verdict = api.post("/verify", json=settle_body(payload, requirements)).json()
+    assert verdict == {"isValid": True, "payer": payer.address}
+    assert (funded_usdc.balanceOf(payer), funded_usdc.balanceOf(provider)) == before  # verify moves nothing
+
+    result = api.post("/settle", json=settle_body(payload, requirements)).json()
+    assert result["success"] is True and result["status"] == "settled" and result["transaction"].startswith("0x")
+    assert result["paymentId"] == payload.payload.authorization.nonce
+    assert funded_usdc.balanceOf(payer) == before[0] - PRICE
+    assert funded_usdc.balanceOf(provider) == before[1] + PRICE
+    status = api.get(f"/payments/{result['paymentId']}").json()
+    assert status["status"] == "settled" and status["txHash"] == result["transaction"]
+    assert status["value"] == str(PRICE)
+
+
+def _other_requirements(requirements, **changes):
+    return requirements.model_copy(update=changes)
+
+
+CASES = {
+    "underpaid": (dict(value=PRICE - 1), "invalid_exact_evm_payload_authorization_value_mismatch"),
+    "overpaid": (dict(value=PRICE + 1), "invalid_exact_evm_payload_authorization_value_mismatch"),
+    "wrong_recipient": (dict(to="0x" + "11" * 20), "invalid_exact_evm_payload_recipient_mismatch"),
+    "not_yet_valid": (dict(valid_after="future"), "invalid_exact_evm_payload_authorization_valid_after"),
+    "already_expired": (dict(valid_before="past"), "invalid_exact_evm_payload_authorization_valid_before"),
+    "expires_too_soon": (dict(valid_before="soon"), "invalid_exact_evm_payload_authorization_valid_before"),
+    "bad_signature": (dict(key="stranger"), "invalid_exact_evm_payload_signature"),
+    "signed_other_value": (dict(signed_value=1), "invalid_exact_evm_payload_signature"),
+    "wrong_network_in_payload": (dict(accepted_network="eip155:25"), "network_mismatch"),
+    "unserved_network": (dict(requirements_network="eip155:25"), "unsupported_network"),
+    "unsupported_scheme": (dict(requirements_scheme="upto"), "unsupported_scheme"),
+    "wrong_asset_in_payload": (dict(accepted_asset="0x" + "22" * 20), "asset_mismatch"),
+    "unsettled_asset": (dict(requirements_asset="0x" + "22" * 20), "unsupported_asset"),
+    "wrong_token_name": (dict(extra_name="USD Coin"), "invalid_exact_evm_token_name_mismatch"),
+    "insufficient_funds": (dict(key="unfunded"), "invalid_exact_evm_insufficient_balance"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_invalid_payment_gets_its_reason_and_moves_nothing(case, api, sign, requirements, funded_usdc, payer,
+                                                           provider, chain):
+    changes, reason = CASES[case]
+    now = chain.pending_timestamp
+    kwargs = {}
+    reqs = requirements
+    for name, value in changes.items():
+        if name == "valid_after":
+            kwargs["valid_after"] = now + 3600
+        elif name == "valid_before":
+            kwargs["valid_before"] = {"past": now - 10, "soon": now + 2}[value]
+        elif name == "key":
+            if value == "stranger":  # signed by someone else in the name of the payer
+                kwargs["key"] = None
+                kwargs["_forge"] = True
+            else:
+                kwargs["key"] = local_key(9)
+        elif name.startswith("accepted_"):
+            field = name.split("_", 1)[1]
+            kwargs["accepted"] = _other_requirements(requirements, **{field: value})
+        elif name.startswith("requirements_"):
+            field = name.split("_", 1)[1]
+            reqs = _other_requirements(requirements, **{field: value})
+            kwargs.setdefault("accepted", reqs)
+        elif name == "extra_name":
+            reqs = _other_requirements(requirements, extra=Extra(name=value, version="1"))
+            kwargs["accepted"] = reqs
+        else:
+            kwargs[name] = value
+    forge = kwargs.pop("_forge", False)
+    payload = sign(reqs, **kwargs)
+    if forge:  # the payer's authorization, signed by another key
+        forged = sign(reqs, key=local_key(8))
+        auth = payload.payload.authorization
+        payload = payload.model_copy(update={"payload": payload.payload.model_copy(
+            update={"signature": forged.payload.signature, "authorization": auth})})
+    before = funded_usdc.balanceOf(payer), funded_usdc.balanceOf(provider)
+
+    verdict = api.post("/verify", json=settle_body(payload, reqs)).json()
+    result = api.post("/settle", json=settle_body(payload, reqs)).json()
+
+    assert verdict["isValid"] is False and verdict["invalidReason"] == reason
+    assert result["success"] is False and result["errorReason"] == reason and result["transaction"] == ""
+    assert (funded_usdc.balanceOf(payer), funded_usdc.balanceOf(provider)) == before
+
+
+def test_authorization_expires_as_the_chain_moves(api, sign, requirements, funded_usdc, provider, chain):
+    payload = sign(requirements, valid_before=chain.pending_timestamp + 60)
+    before = funded_usdc.balanceOf(provider)
+    chain.mine(timestamp=chain.pending_timestamp + 120)
+
+    result = api.post("/settle", json=settle_body(payload, requirements)).json()
+
+    assert result["errorReason"] == "invalid_exact_evm_payload_authorization_valid_before"
+    assert funded_usdc.balanceOf(provider) == before
+
+
+def test_settling_twice_moves_money_once_and_answers_the_same(api, sign, requirements, funded_usdc, payer):
+    payload = sign(requirements)
+    before = funded_usdc.balanceOf(payer)
+
+    first = api.post("/settle", json=settle_body(payload, requirements)).json()
+    second = api.post("/settle", json=settle_body(payload, requirements)).json()
+
+    assert first["success"] and second["success"] and first["transaction"] == second["transaction"]
+    assert funded_usdc.balanceOf(payer) == before - PRICE
+
+
+def test_authorization_bound_to_another_request_is_refused(api, sign, requirements, funded_usdc, payer):
+    payload = sign(requirements)
+    api.post("/settle", json=settle_body(payload, requirements))
+    other = requirements.model_copy(update={"max_timeout_seconds": 60})  # another seller request
+
+    result = api.post("/settle", json=settle_body(payload.model_copy(update={"accepted": other}), other)).json()
+
+    assert result["success"] is False and result["errorReason"] == "invalid_exact_evm_nonce_already_used"
+    assert funded_usdc.balanceOf(payer) == 100 * 10**6 - PRICE
+
+
+def test_twenty_concurrent_settles_of_one_authorization_move_funds_once(facilitator, sign, requirements,
+                                                                        funded_usdc, payer, provider, w3):
+    payload = sign(requirements)
+    payment = Payment.from_v2(payload, requirements)
+    before = funded_usdc.balanceOf(payer), funded_usdc.balanceOf(provider)
+    block_before = w3.eth.block_number
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(lambda _i: facilitator.settle(payment), range(20)))
+
+    assert {r.status for r in results} == {Status.SETTLED}
+    assert len({r.transaction for r in results}) == 1
+    assert funded_usdc.balanceOf(payer) == before[0] - PRICE
+    assert funded_usdc.balanceOf(provider) == before[1] + PRICE
+    assert w3.eth.block_number == block_before + 1  # exactly one transaction was sent
+
+
+class FlakyBackend(Web3Backend):
+    """The receipt wait times out (the RPC hiccups after broadcast)."""
+
+    flaky = True
+
+    def wait(self, tx_hash, timeout):
+        if self.flaky and timeout > 0:
+            raise TimeoutError("rpc timeout")
+        return super().wait(tx_hash, timeout)
+
+
+def test_rpc_timeout_answers_pending_and_is_reconciled_from_the_chain(w3, relayer_key, funded_usdc, sign,
+                                                                      requirements, payer, facilitator):
+    from keeper.facilitator import create_app
+
+    facilitator.backend = FlakyBackend(w3, relayer_key)
+    api = TestClient(create_app(facilitator))
+    payload = sign(requirements)
+
+    result = api.post("/settle", json=settle_body(payload, requirements)).json()
+    assert result["success"] is False and result["status"] == "pending"
+    assert result["errorReason"] == "settlement_pending"
+
+    status = api.get(f"/payments/{result['paymentId']}").json()  # the receipt is on chain: evidence
+    assert status["status"] == "settled" and status["txHash"] == result["transaction"]
+    again = api.post("/settle", json=settle_body(payload, requirements)).json()
+    assert again["success"] is True and again["transaction"] == result["transaction"]
+    assert funded_usdc.balanceOf(payer) == 100 * 10**6 - PRICE
+
+
+def test_unknown_payment_id_is_404_and_bad_id_is_400(api):
+    assert api.get("/payments/0x" + "00" * 32).status_code == 404
+    assert api.get("/payments/nope").status_code == 400
+
+
+def test_supported_lists_exact_network_ids(api, relayer_key):
+    body = api.get("/supported").json()
+    assert {(k["x402Version"], k["network"]) for k in body["kinds"]} == {(1, "cronos-testnet"), (2, "eip155:338")}
+    assert body["signers"] == {"eip155:*": [relayer_key.address]}
+    assert api.get("/v2/x402/supported").json()["kinds"] == [
+        {"x402Version": 1, "scheme": "exact", "network": "cronos-testnet"}]
+
+
+@pytest.mark.parametrize("body", [
+    b"not json", b"[]", b'{"x402Version": 3}', b'{"x402Version": 2}',
+    b'{"x402Version": 2, "paymentPayload": {"x402Version": 2, "payload": {}, "accepted": {}}, '
+    b'"paymentRequirements": {}}',
+    b"{" + b'"a": 1,' * 20000 + b'"x402Version": 2}',
+])
+def test_malformed_facilitator_request_is_400_with_a_reason(api, body):
+    reply = api.post("/settle", content=body, headers={"content-type": "application/json"})
+    assert reply.status_code == 400
+    assert reply.json()["invalidReason"] == "invalid_payload"
