@@ -1,0 +1,179 @@
+"""Paywall and client rules: 402 shape, replay refused, malformed headers are 400 with a reason,
+the client refuses unknown networks / assets and over-budget prices, and never signs twice."""
+
+import base64
+import json
+
+import pytest
+from starlette.testclient import TestClient
+
+from agent.x402_client import PaymentRefused, X402Client
+from paygent.wire import v1, v2
+from paygent.wire.common import decode_header
+
+
+@pytest.fixture
+def raw(seller):
+    return TestClient(seller, base_url="http://seller.test")
+
+
+def test_unpaid_request_gets_v1_body_and_v2_header(raw, route):
+    reply = raw.get("/weather")
+    assert reply.status_code == 402
+    body = v1.PaymentRequired.model_validate(reply.json())
+    assert body.accepts[0].network == "cronos-testnet" and body.accepts[0].max_amount_required == str(route.price)
+    assert body.accepts[0].resource == "http://seller.test/weather"
+    header = v2.PaymentRequired.model_validate(decode_header(reply.headers["PAYMENT-REQUIRED"]))
+    offer = header.accepts[0]
+    assert (offer.network, offer.asset, offer.amount, offer.pay_to) == ("eip155:338", route.asset, str(route.price),
+                                                                        route.pay_to)
+    assert (offer.extra.name, offer.extra.version) == ("Bridged USDC (Stargate)", "1")
+
+
+def test_replayed_header_is_refused_and_moves_nothing_more(client, raw, funded_usdc, payer, route):
+    captured = {}
+    original_send = client.http.send
+
+    def spy(request, **kw):
+        if "payment-signature" in request.headers:
+            captured["header"] = request.headers["payment-signature"]
+        return original_send(request, **kw)
+
+    client.http.send = spy
+    assert client.get("/weather").response.status_code == 200
+    after_first = funded_usdc.balanceOf(payer)
+
+    replay = raw.get("/weather", headers={"PAYMENT-SIGNATURE": captured["header"]})
+
+    assert replay.status_code == 402
+    assert replay.json()["error"].startswith("invalid_exact_evm_nonce_already_used")
+    assert funded_usdc.balanceOf(payer) == after_first == 100 * 10**6 - route.price
+
+
+def _b64(obj) -> str:
+    return base64.b64encode(json.dumps(obj).encode()).decode()
+
+
+GOOD_AUTH = {"from": "0x" + "11" * 20, "to": "0x" + "22" * 20, "value": "10000", "validAfter": "0",
+             "validBefore": "99999999999", "nonce": "0x" + "33" * 32}
+MALFORMED = {
+    "bad_base64": ("X-PAYMENT", "%%%not-base64%%%"),
+    "not_json": ("X-PAYMENT", base64.b64encode(b"\xff\xfe garbage").decode()),
+    "missing_fields": ("X-PAYMENT", _b64({"x402Version": 1, "scheme": "exact"})),
+    "wrong_types": ("X-PAYMENT", _b64({"x402Version": 1, "scheme": "exact", "network": "cronos-testnet",
+                                       "payload": {"signature": 5, "authorization": GOOD_AUTH}})),
+    "huge_value": ("X-PAYMENT", _b64({"x402Version": 1, "scheme": "exact", "network": "cronos-testnet",
+                                      "payload": {"signature": "0x" + "44" * 65,
+                                                  "authorization": {**GOOD_AUTH, "value": str(2**256)}}})),
+    "negative_value": ("PAYMENT-SIGNATURE", _b64({"x402Version": 2, "accepted": {}, "payload": {
+        "signature": "0x" + "44" * 65, "authorization": {**GOOD_AUTH, "value": "-1"}}})),
+    "oversized_header": ("PAYMENT-SIGNATURE", "A" * 20000),
+    "v2_header_with_v1_body": ("PAYMENT-SIGNATURE", _b64({"x402Version": 1, "scheme": "exact"})),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_payment_header_is_400_with_a_reason_and_moves_nothing(case, raw, funded_usdc, payer):
+    name, value = MALFORMED[case]
+    before = funded_usdc.balanceOf(payer)
+
+    reply = raw.get("/weather", headers={name: value})
+
+    assert reply.status_code == 400
+    assert reply.json()["error"] == "invalid_payment_header" and reply.json()["message"]
+    assert funded_usdc.balanceOf(payer) == before
+
+
+def test_client_refuses_over_budget_price_without_signing(seller, planner_factory, funded_usdc, payer, route):
+    client = X402Client(planner_factory(per_request=route.price - 1), http=TestClient(seller,
+                                                                                      base_url="http://seller.test"))
+    with pytest.raises(PaymentRefused) as err:
+        client.get("/weather")
+    assert err.value.reason == "over_budget" and client.planner.budget.spent == 0
+
+
+def test_client_stops_when_the_session_budget_is_used(seller, planner_factory, route):
+    client = X402Client(planner_factory(session=route.price), http=TestClient(seller, base_url="http://seller.test"))
+    assert client.get("/weather").response.status_code == 200
+    with pytest.raises(PaymentRefused) as err:
+        client.get("/weather")
+    assert err.value.reason == "over_budget" and client.planner.budget.spent == route.price
+
+
+def test_client_refuses_unknown_network_and_asset(seller, planner_factory, route):
+    from paygent.networks import CRONOS_MAINNET
+
+    planner = planner_factory()
+    planner.network = CRONOS_MAINNET
+    with pytest.raises(PaymentRefused) as err:
+        X402Client(planner, http=TestClient(seller, base_url="http://seller.test")).get("/weather")
+    assert err.value.reason == "unknown_network"
+
+    planner = planner_factory()
+    planner.asset = "0x" + "99" * 20
+    with pytest.raises(PaymentRefused) as err:
+        X402Client(planner, http=TestClient(seller, base_url="http://seller.test")).get("/weather")
+    assert err.value.reason == "unknown_asset" and planner.budget.spent == 0
+
+
+def test_client_retries_pending_with_the_same_authorization(seller, planner_factory, facilitator, funded_usdc,
+                                                            payer, route):
+    """The first paid attempt gets 503 pending; the retry resends the same header and is served."""
+    sent = []
+    pending_once = {"left": 1}
+    real_settle = facilitator.settle
+
+    def settle(p):
+        result = real_settle(p)
+        if pending_once["left"]:
+            pending_once["left"] -= 1
+            from dataclasses import replace
+            from keeper.intents import Status
+            return replace(result, status=Status.PENDING, reason="settlement_pending")
+        return result
+
+    facilitator.settle = settle
+    http = TestClient(seller, base_url="http://seller.test")
+    original = http.send
+
+    def spy(request, **kw):
+        if "payment-signature" in request.headers:
+            sent.append(request.headers["payment-signature"])
+        return original(request, **kw)
+
+    http.send = spy
+    paid = X402Client(planner_factory(), http=http, max_retries=3).get("/weather")
+
+    assert paid.response.status_code == 200
+    assert len(sent) == 2 and sent[0] == sent[1]
+    assert funded_usdc.balanceOf(payer) == 100 * 10**6 - route.price
+
+
+def test_refused_payment_is_not_signed_again(seller, planner_factory, facilitator, funded_usdc, payer):
+    facilitator.assets = frozenset()  # the facilitator will refuse this asset
+    client = X402Client(planner_factory(), http=TestClient(seller, base_url="http://seller.test"))
+    with pytest.raises(PaymentRefused) as err:
+        client.get("/weather")
+    assert err.value.reason == "payment_rejected" and "unsupported_asset" in err.value.detail
+    assert funded_usdc.balanceOf(payer) == 100 * 10**6
+
+
+def test_v1_flat_cronos_payload_is_paid(seller, planner_factory, funded_usdc, provider, route):
+    """The Cronos paymentHeader form (flat payload with asset) sent as X-PAYMENT is settled."""
+    import httpx
+
+    planner = planner_factory(v1_flat_payload=True)
+    http = TestClient(seller, base_url="http://seller.test")
+    first = http.get("/weather")
+    stripped = httpx.Response(402, json=first.json())  # a v1-only seller: no PAYMENT-REQUIRED header
+    pending = planner.authorize("fp", stripped)
+    assert pending.header_name == "X-PAYMENT"
+    assert "authorization" not in decode_header(pending.header_value)["payload"]
+    before = funded_usdc.balanceOf(provider)
+
+    reply = http.get("/weather", headers={"X-PAYMENT": pending.header_value})
+
+    assert reply.status_code == 200
+    receipt = v1.SettlementResponse.model_validate(decode_header(reply.headers["X-PAYMENT-RESPONSE"]))
+    assert receipt.success and receipt.network == "cronos-testnet"
+    assert funded_usdc.balanceOf(provider) == before + route.price
