@@ -21,6 +21,8 @@ contract WCRO is IERC20 {
     error InsufficientBalance(address account, uint256 balance, uint256 needed);
     /// @notice `spender` may move `allowance` of `owner`'s tokens, less than `needed`.
     error InsufficientAllowance(address owner, address spender, uint256 allowance, uint256 needed);
+    /// @notice Sending the unwrapped CRO to `to` failed (it refused it or needs more than 2300 gas).
+    error WithdrawFailed(address to, uint256 amount);
 
     // ---------------------------------------------------------------------------------------------
     // Events (Transfer, Approval from IERC20)
@@ -67,7 +69,11 @@ contract WCRO is IERC20 {
             balanceOf[msg.sender] = balance - amount; // checked above
         }
         emit Withdrawal(msg.sender, amount);
-        payable(msg.sender).transfer(amount);
+        // WETH9 pays with Solidity's `transfer`: the recipient runs on the 2300-gas stipend alone
+        // (gas 0 plus the stipend a value call adds; 2300 when nothing is sent). Kept so contracts
+        // that unwrap behave here as on Cronos.
+        (bool ok,) = payable(msg.sender).call{value: amount, gas: amount == 0 ? 2300 : 0}("");
+        if (!ok) revert WithdrawFailed(msg.sender, amount);
     }
 
     /// @inheritdoc IERC20

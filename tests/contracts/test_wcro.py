@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from ape import reverts
-from eth_utils import to_checksum_address
+from eth_abi import encode
+from eth_utils import keccak, to_checksum_address
 
 ONE = 10**18
 TESTNET_WCRO = to_checksum_address("0x6a3173618859c7cd40faf6921b5e9eb6a76f1fd4")
@@ -91,3 +92,44 @@ def test_copy_placed_at_testnet_address_works_without_initialisation(project, ch
     placed.deposit(sender=payer, value=ONE)
     placed.withdraw(ONE // 2, sender=payer)
     assert placed.balanceOf(payer) == ONE // 2 == placed.totalSupply()
+
+
+
+def withdraw_failed(to, amount) -> bytes:
+    return keccak(text="WithdrawFailed(address,uint256)")[:4] + encode(["address", "uint256"], [str(to), amount])
+
+
+def test_withdraw_to_a_contract_that_refuses_cro_reverts_with_recipient_and_amount(project, wcro, owner):
+    """Multicall3 has no receive(): unwrapping into it fails."""
+    holder = owner.deploy(project.Multicall3)
+    wcro.deposit(sender=owner, value=ONE)
+    wcro.transfer(holder, ONE, sender=owner)
+    data = bytes(wcro.withdraw.encode_input(ONE))
+    ((success, revert_data),) = holder.tryAggregate.call(False, [(wcro.address, data)])
+    assert success is False
+    assert bytes(revert_data) == withdraw_failed(holder, ONE)
+
+
+@pytest.mark.parametrize(
+    ("code", "pays"),
+    [
+        ("0x00", True),  # STOP: needs no gas
+        ("0x600160005500", False),  # SSTORE(0, 1): needs far more than the 2300-gas stipend
+    ],
+    ids=["cheap-receiver", "storage-writing-receiver"],
+)
+def test_withdraw_gives_the_recipient_only_the_2300_gas_stipend(accounts, chain, wcro, owner, code, pays):
+    """As WETH9 on Cronos: a recipient that does real work on receipt cannot unwrap."""
+    holder = "0x000000000000000000000000000000000000bEEF"
+    chain.provider.make_request("anvil_setCode", [holder, code])
+    chain.set_balance(holder, ONE)
+    wcro.deposit(sender=owner, value=ONE)
+    wcro.transfer(holder, ONE, sender=owner)
+    sender = accounts[holder]  # impersonated
+    if pays:
+        wcro.withdraw(ONE, sender=sender)
+        assert wcro.balanceOf(holder) == 0
+    else:
+        with reverts(wcro.WithdrawFailed, to=holder, amount=ONE):
+            wcro.withdraw(ONE, sender=sender, gas=200_000)
+        assert wcro.balanceOf(holder) == ONE
