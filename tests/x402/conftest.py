@@ -107,3 +107,40 @@ def client(seller, planner_factory):
 def async_client(seller, planner_factory):
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=seller), base_url=SELLER_URL)
     return AsyncX402Client(planner_factory(), http=http, max_retries=2)
+
+
+class Served:
+    """An ASGI app served by uvicorn on a free local port, in a background thread."""
+
+    def __init__(self, app):
+        import threading
+
+        import uvicorn
+
+        from paygent.localchain import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(5)
+
+
+@pytest.fixture
+def facilitator_server(facilitator_app):
+    with Served(facilitator_app) as served:
+        yield served
