@@ -12,6 +12,8 @@ import os
 
 import pytest
 from ape import reverts
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from eth_abi import encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -660,3 +662,21 @@ def test_nonces_are_per_authorizer(funded, owner, payer, payer_key, keys, strang
         *Auth(funded, keys[stranger.address], to=owner, value=ONE, nonce=nonce).args("vrs"), sender=owner
     )
     assert funded.balanceOf(owner) == 2 * ONE
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(after=st.integers(min_value=-3, max_value=3), before=st.integers(min_value=-3, max_value=3))
+def test_authorization_executes_iff_valid_after_lt_now_lt_valid_before(funded, chain, payer, payer_key, owner,
+                                                                       after, before):
+    """Hypothesis twin of the two boundary tests: validAfter = now + after, validBefore = now + before."""
+    now = chain.blocks.head.timestamp + 1
+    chain.pending_timestamp = now
+    auth = Auth(funded, payer_key, to=owner, value=1, valid_after=now + after, valid_before=now + before)
+    if after < 0 < before:
+        funded.transferWithAuthorization(*auth.args("vrs"), sender=owner)
+        assert chain.blocks.head.timestamp == now
+        assert funded.authorizationState(payer, auth.nonce) is True
+    else:
+        with reverts(NOT_YET_VALID if after >= 0 else EXPIRED):
+            funded.transferWithAuthorization(*auth.args("vrs"), sender=owner)
+        assert funded.authorizationState(payer, auth.nonce) is False
