@@ -37,7 +37,7 @@ from starlette.routing import Route
 from paygent.eip3009 import AuthorizationKind, AuthorizationMessage, DomainMismatchError, TokenDomain, digest, recover
 from paygent.networks import Network, network_for_x402
 from paygent.wire import cronos, v1, v2
-from paygent.wire.common import WireError, decode_header, describe, parse_model, same_address
+from paygent.wire.common import WireError, decode_header, parse_model, same_address
 from paygent.wire.exact import ExactEvmPayload, Extra
 from keeper.intents import Intent, IntentKey, IntentStore, Status
 
