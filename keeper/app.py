@@ -1,0 +1,245 @@
+"""The keeper daemon: wires settings, store, indexer, jobs, the operator API and the facilitator.
+
+One process, four kinds of threads: the main thread waits for SIGTERM/SIGINT; the indexer (fetcher
++ writer); uvicorn serving the operator API with the x402 facilitator mounted at the root; the
+apscheduler jobs. Shutdown order on SIGTERM: stop the indexer (its current batch commits or rolls
+back — it is one transaction), let a running job finish (bounded), stop the HTTP server. The whole
+sequence is bounded well under 10 s.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from keeper.settings import ConfigError, KeeperSettings
+
+log = logging.getLogger("paygent.keeper")
+
+_STD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, and every `extra=` field."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {"ts": round(record.created, 3), "level": record.levelname.lower(),
+                               "logger": record.name, "msg": record.getMessage()}
+        for key, value in record.__dict__.items():
+            if key not in _STD_ATTRS and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def setup_logging(level: str = "INFO", as_json: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "apscheduler", "uvicorn.access", "web3", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class StartupError(RuntimeError):
+    """The keeper cannot start; the message says what to fix."""
+
+
+@dataclass
+class Keeper:
+    settings: KeeperSettings
+    manifest: Any
+    store: Any
+    indexer: Any
+    health: Any
+    telemetry: Any
+    app: Any
+    job_context: Any | None
+    facilitator: Any | None
+
+
+def build(settings: KeeperSettings) -> Keeper:
+    """Everything the daemon needs, checked before anything runs. Raises StartupError."""
+    from paygent import keys
+    from paygent import manifest as manifests
+    from paygent.artifacts import ArtifactsMissingError
+    from keeper.api import Telemetry, create_app
+    from keeper.indexer import Health, Indexer, IndexerConfig, Rpc, Source, contracts_from_manifest, default_decoder
+    from keeper.store import Store, StoreError
+
+    try:
+        sqlite_path = settings.sqlite_path
+        net = settings.net
+    except (ConfigError, ValueError) as exc:
+        raise StartupError(str(exc)) from None
+    try:
+        manifest = manifests.require(net.name, settings.deployments_dir)
+    except manifests.ManifestError as exc:
+        raise StartupError(str(exc)) from None
+    if manifest.chain_id != net.chain_id:
+        raise StartupError(f"manifest for {net.name} says chain id {manifest.chain_id}, the network is {net.chain_id}")
+    try:
+        decoder = default_decoder()
+    except ArtifactsMissingError as exc:
+        raise StartupError(str(exc)) from None
+    contracts = contracts_from_manifest(manifest, settings.wallets)
+    if not contracts:
+        raise StartupError(f"the {net.name} manifest names none of ServiceRegistry, PaymentRouter, AgentWallet")
+
+    try:
+        store = Store(sqlite_path, manifest.chain_id)
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
+    identity = {"chain_id": str(manifest.chain_id), "genesis_hash": manifest.genesis_hash.lower(),
+                "contracts": ",".join(sorted(contracts))}
+    if not store.bind(identity):
+        if net.is_local:
+            log.warning("store belongs to an earlier local chain; starting it afresh", extra={"path": str(sqlite_path)})
+            store.reset()
+            store.bind(identity)
+        else:
+            raise StartupError(f"{sqlite_path} holds data of another deployment (chain, genesis or contracts differ); "
+                               "point PAYGENT_DATA_DIR elsewhere or move the old store away")
+
+    rpc_url = settings.rpc
+    probe = Rpc(rpc_url, timeout=min(3.0, settings.rpc_timeout))
+    try:
+        chain_id = int(probe.call("eth_chainId"), 16)
+        genesis = probe.call("eth_getBlockByNumber", ["0x0", False])["hash"]
+    except Exception as exc:  # noqa: BLE001 - unreachable is fine (we retry); a wrong chain is not
+        log.warning("rpc not reachable at start; the indexer will retry", extra={"rpc": rpc_url, "error": str(exc)[:200]})
+    else:
+        if chain_id != manifest.chain_id:
+            raise StartupError(f"{rpc_url} is chain id {chain_id}, the {net.name} manifest is for {manifest.chain_id}")
+        if genesis.lower().removeprefix("0x") != manifest.genesis_hash.lower().removeprefix("0x"):
+            raise StartupError(f"{rpc_url} is not the chain the {net.name} manifest was deployed on (genesis differs)"
+                               + ("; redeploy (`make demo` or `ape run deploy`)" if net.is_local else ""))
+    finally:
+        probe.close()
+
+    def load_key(alias: str | None, secret: Any, what: str) -> Any:
+        if not alias and secret is None:
+            return None
+        try:
+            if alias:
+                return keys.from_ape_keystore(alias)
+            return keys.from_env("key", {"key": secret.get_secret_value()})
+        except keys.KeyLoadError as exc:
+            raise StartupError(f"{what} key: {exc}") from None
+
+    relayer = load_key(settings.relayer_account, settings.relayer_key, "relayer")
+    agent = load_key(settings.agent_account, settings.agent_key, "agent")
+
+    health = Health()
+    telemetry = Telemetry(health, settings.intents_path)
+    start = settings.start_block if settings.start_block is not None else manifest.deployment_block
+    config = IndexerConfig(start_block=start, depth=settings.depth, min_range=settings.min_block_range,
+                           max_range=settings.max_block_range, max_logs=settings.max_logs_per_batch,
+                           poll_interval=settings.poll_interval, max_backoff=settings.max_backoff,
+                           reorg_window=settings.reorg_window)
+    indexer = Indexer(lambda: Source(Rpc(rpc_url, settings.rpc_timeout), contracts, decoder), store, config,
+                      health, telemetry)
+
+    from starlette.routing import Mount
+
+    mounts = []
+    facilitator = None
+    intents = None
+    w3 = None
+    if relayer is not None or agent is not None or settings.facilitator:
+        from web3 import Web3
+
+        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": settings.rpc_timeout}))
+    if settings.facilitator:
+        if relayer is None:
+            log.warning("x402 facilitator not mounted: no relayer key (PAYGENT_RELAYER_KEY or PAYGENT_RELAYER_ACCOUNT)")
+        else:
+            from keeper.facilitator import Facilitator, Web3Backend, create_app as facilitator_app
+            from keeper.intents import IntentStore
+
+            intents = IntentStore(settings.intents_path)
+            backend = Web3Backend(w3, relayer, router=manifest.contracts.get("PaymentRouter") and
+                                  manifest.address("PaymentRouter"),
+                                  registry=manifest.contracts.get("ServiceRegistry") and
+                                  manifest.address("ServiceRegistry"))
+            facilitator = Facilitator(backend, intents, net, frozenset({manifest.address("USDC")}))
+            mounts.append(Mount("", app=facilitator_app(facilitator)))
+    app = create_app(store, health, telemetry, mounts)
+
+    job_context = None
+    if settings.jobs and w3 is not None:
+        from keeper.jobs import JobContext
+
+        job_context = JobContext(settings=settings, store=store, w3=w3, manifest=manifest, relayer=relayer,
+                                 agent=agent, intents=intents, telemetry=telemetry, facilitator=facilitator)
+    return Keeper(settings, manifest, store, indexer, health, telemetry, app, job_context, facilitator)
+
+
+def run(settings: KeeperSettings) -> int:
+    """Run until SIGTERM/SIGINT. Returns the process exit code."""
+    import uvicorn
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from keeper.jobs import jobs
+
+    try:
+        keeper = build(settings)
+    except StartupError as exc:
+        log.error("keeper cannot start", extra={"reason": str(exc)})
+        print(f"paygent keeper: {exc}", file=sys.stderr)
+        return 2
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    config = uvicorn.Config(keeper.app, host=settings.host, port=settings.port, log_level="warning",
+                            access_log=False, lifespan="off", timeout_graceful_shutdown=3)
+    server = uvicorn.Server(config)
+    http = threading.Thread(target=server.run, name="keeper-http", daemon=True)
+    indexer = threading.Thread(target=keeper.indexer.run, name="keeper-indexer", daemon=True)
+    scheduler = None
+    http.start()
+    indexer.start()
+    if keeper.job_context is not None:
+        scheduler = BackgroundScheduler(daemon=True)
+        jobs.schedule(keeper.job_context, scheduler)
+        scheduler.start()
+    log.info("keeper running", extra={"network": settings.network, "rpc": settings.rpc, "http": f"{settings.host}:{settings.port}",
+                                      "store": str(settings.sqlite_path), "confirmations": settings.depth,
+                                      "facilitator": keeper.facilitator is not None,
+                                      "jobs": sorted(jobs.specs) if scheduler else []})
+    while not stop.wait(0.5):
+        if not indexer.is_alive():
+            log.error("indexer thread died; stopping")
+            break
+        if not http.is_alive():
+            log.error("http server stopped (port busy?); stopping")
+            break
+
+    began = time.monotonic()
+    keeper.indexer.stop.set()
+    indexer.join(timeout=5)
+    if scheduler is not None:
+        waiter = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True)
+        waiter.start()
+        waiter.join(timeout=max(0.5, 7 - (time.monotonic() - began)))
+    server.should_exit = True
+    http.join(timeout=max(0.5, 9 - (time.monotonic() - began)))
+    keeper.store.close()
+    log.info("keeper stopped", extra={"seconds": round(time.monotonic() - began, 2),
+                                      "indexed": keeper.health.indexed})
+    return 0

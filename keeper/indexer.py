@@ -1,0 +1,567 @@
+"""Reorg-safe indexer for ServiceRegistry, PaymentRouter and AgentWallet events.
+
+Pipeline (two threads, bounded):
+  fetcher:  header(to) -> eth_getLogs(from..to) -> headers(from, log blocks, to) in one batch
+            -> checks every log's blockHash and that `to` did not change meanwhile -> decodes
+            -> queue (at most `QUEUE_DEPTH` batches ahead)
+  writer:   checks the batch continues the cursor (from == cursor + 1, parentHash(from) == cursor
+            hash) -> writes rows + block hashes + cursor in one transaction.
+A batch that does not continue the cursor means the chain reorganised under us: the writer finds
+the fork point among the stored block hashes, rewinds the store to it and restarts the fetcher.
+
+The getLogs range halves on "too many results" errors and timeouts and doubles while answers are
+small. Transport errors (RPC down) are retried with exponential backoff; the health state says
+"degraded" meanwhile.
+
+ABIs come from the compiled artifacts (paygent.artifacts); topics are precomputed, static
+event data is decoded by slicing 32-byte words (eth_abi only for events with strings).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import httpx
+from eth_abi import decode as abi_decode
+from eth_utils import keccak
+
+from keeper.store import Cursor, Log, Store
+
+log = logging.getLogger("paygent.keeper.indexer")
+
+QUEUE_DEPTH = 2
+CONTRACT_KINDS = {"ServiceRegistry": "registry", "PaymentRouter": "router", "AgentWallet": "wallet"}
+
+
+# ------------------------------------------------------------------------------------------------
+# JSON-RPC
+
+
+class RpcError(RuntimeError):
+    """The node answered with a JSON-RPC error."""
+
+    def __init__(self, method: str, error: dict[str, Any]):
+        self.code = error.get("code")
+        self.message = str(error.get("message", error))
+        super().__init__(f"{method}: {self.message}")
+
+
+class RpcUnavailable(RuntimeError):
+    """The node could not be reached (connection refused, reset, HTTP 5xx)."""
+
+
+class RpcTimeout(RpcUnavailable):
+    """The node did not answer in time."""
+
+
+class Rpc:
+    """A small JSON-RPC client over one keep-alive HTTP connection (one per thread)."""
+
+    def __init__(self, url: str, timeout: float = 10.0):
+        self.url = url
+        self._client = httpx.Client(timeout=timeout, headers={"content-type": "application/json"})
+        self._id = 0
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _post(self, body: Any) -> Any:
+        try:
+            reply = self._client.post(self.url, json=body)
+        except httpx.TimeoutException as exc:
+            raise RpcTimeout(f"{self.url}: timed out ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            raise RpcUnavailable(f"{self.url}: {type(exc).__name__}: {exc}") from None
+        if reply.status_code >= 500 or reply.status_code in (408, 429):
+            raise RpcUnavailable(f"{self.url}: HTTP {reply.status_code}")
+        try:
+            return reply.json()
+        except ValueError:
+            raise RpcUnavailable(f"{self.url}: answer is not JSON (HTTP {reply.status_code})") from None
+
+    def call(self, method: str, params: list[Any] | None = None) -> Any:
+        self._id += 1
+        body = self._post({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params or []})
+        if "error" in body:
+            raise RpcError(method, body["error"])
+        return body["result"]
+
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        if not calls:
+            return []
+        base = self._id
+        self._id += len(calls)
+        body = self._post([{"jsonrpc": "2.0", "id": base + i, "method": m, "params": p}
+                           for i, (m, p) in enumerate(calls)])
+        if isinstance(body, dict):  # the whole batch was refused
+            raise RpcError("batch", body.get("error", {"message": str(body)}))
+        by_id = {item.get("id"): item for item in body}
+        out = []
+        for i, (m, _p) in enumerate(calls):
+            item = by_id.get(base + i)
+            if item is None:
+                raise RpcUnavailable(f"batch answer misses the reply to {m}")
+            if "error" in item:
+                raise RpcError(m, item["error"])
+            out.append(item["result"])
+        return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Decoding
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    kind: str
+    name: str
+    topic: str
+    indexed: tuple[tuple[str, str], ...]
+    data: tuple[tuple[str, str], ...]
+    static: bool
+
+
+def _word(typ: str, word: str) -> Any:
+    """One 64-hex-char ABI word as a Python value (addresses lower-case, bytes as 0x-hex)."""
+    if typ == "address":
+        return "0x" + word[24:].lower()
+    if typ.startswith("uint"):
+        return int(word, 16)
+    if typ == "bool":
+        return int(word, 16) != 0
+    if typ.startswith("bytes"):
+        return "0x" + word[: 2 * int(typ[5:])].lower()
+    if typ.startswith("int"):
+        value = int(word, 16)
+        return value - (1 << 256) if value >> 255 else value
+    raise ValueError(f"no word decoding for {typ}")
+
+
+def _static(typ: str) -> bool:
+    return typ == "address" or typ == "bool" or (typ.startswith(("uint", "int")) and "[" not in typ) or (
+        typ.startswith("bytes") and typ != "bytes" and "[" not in typ)
+
+
+def _normal(typ: str, value: Any) -> Any:
+    if typ == "address":
+        return value.lower()
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return value
+
+
+class Decoder:
+    """topic0 -> event spec per contract kind, from the compiled ABIs."""
+
+    def __init__(self, abis: dict[str, list[dict[str, Any]]]):
+        self.specs: dict[tuple[str, str], EventSpec] = {}
+        for kind, abi in abis.items():
+            for item in abi:
+                if item.get("type") != "event" or item.get("anonymous"):
+                    continue
+                types = ",".join(i["type"] for i in item["inputs"])
+                topic = "0x" + keccak(text=f"{item['name']}({types})").hex()
+                indexed = tuple((i["name"], i["type"]) for i in item["inputs"] if i.get("indexed"))
+                data = tuple((i["name"], i["type"]) for i in item["inputs"] if not i.get("indexed"))
+                spec = EventSpec(kind, item["name"], topic, indexed, data, all(_static(t) for _n, t in data))
+                self.specs[(kind, topic)] = spec
+
+    def decode(self, kind: str, raw: dict[str, Any]) -> Log | None:
+        topics = raw["topics"]
+        if not topics:
+            return None
+        spec = self.specs.get((kind, topics[0].lower()))
+        if spec is None:
+            return None
+        args: dict[str, Any] = {}
+        for (name, typ), topic in zip(spec.indexed, topics[1:]):
+            args[name] = _word(typ, topic[2:])
+        data = raw["data"]
+        if spec.static:
+            for i, (name, typ) in enumerate(spec.data):
+                args[name] = _word(typ, data[2 + 64 * i: 66 + 64 * i])
+        else:
+            values = abi_decode([t for _n, t in spec.data], bytes.fromhex(data[2:]))
+            for (name, typ), value in zip(spec.data, values):
+                args[name] = _normal(typ, value)
+        return Log(int(raw["blockNumber"], 16), int(raw["logIndex"], 16), raw["transactionHash"].lower(),
+                   raw["address"].lower(), kind, spec.name, args)
+
+
+# ------------------------------------------------------------------------------------------------
+# Fetching one range
+
+
+class RangeTooLarge(RuntimeError):
+    """The node refused the range (too many results / too wide / response too big)."""
+
+
+class ChainMoved(RuntimeError):
+    """The chain changed while a range was being fetched; fetch it again."""
+
+
+@dataclass
+class Batch:
+    start: int
+    end: int
+    parent_hash: str
+    end_hash: str
+    logs: list[Log]
+    blocks: dict[int, tuple[str, int]]
+    raw_count: int = 0
+
+
+_TOO_MANY = ("more than", "too many", "too large", "range", "limit", "exceed", "size", "response")
+
+
+class Source:
+    """Fetches and verifies one block range for a set of contracts."""
+
+    def __init__(self, rpc: Rpc, contracts: dict[str, str], decoder: Decoder):
+        self.rpc = rpc
+        self.kinds = {a.lower(): k for a, k in contracts.items()}
+        self.addresses = sorted(self.kinds)
+        self.decoder = decoder
+
+    def head(self) -> int:
+        return int(self.rpc.call("eth_blockNumber"), 16)
+
+    def header(self, number: int) -> dict[str, Any] | None:
+        return self.rpc.call("eth_getBlockByNumber", [hex(number), False])
+
+    def get_logs(self, start: int, end: int) -> list[dict[str, Any]]:
+        try:
+            return self.rpc.call("eth_getLogs", [{"fromBlock": hex(start), "toBlock": hex(end),
+                                                  "address": self.addresses}])
+        except RpcError as exc:
+            if end > start or any(word in exc.message.lower() for word in _TOO_MANY):
+                raise RangeTooLarge(exc.message) from None
+            raise
+        except RpcTimeout as exc:
+            raise RangeTooLarge(str(exc)) from None
+
+    def fetch(self, start: int, end: int) -> Batch:
+        top = self.header(end)
+        if top is None:
+            raise ChainMoved(f"block {end} is gone")
+        raws = self.get_logs(start, end)
+        numbers = sorted({int(r["blockNumber"], 16) for r in raws} | {start})
+        heads = self.rpc.batch([("eth_getBlockByNumber", [hex(end), False])]
+                               + [("eth_getBlockByNumber", [hex(n), False]) for n in numbers if n != end])
+        if heads[0] is None or heads[0]["hash"] != top["hash"]:
+            raise ChainMoved(f"block {end} changed while its logs were fetched")
+        blocks = {end: (heads[0]["hash"], int(heads[0]["timestamp"], 16))}
+        first = heads[0] if start == end else None
+        for n, h in zip([n for n in numbers if n != end], heads[1:]):
+            if h is None:
+                raise ChainMoved(f"block {n} is gone")
+            blocks[n] = (h["hash"], int(h["timestamp"], 16))
+            if n == start:
+                first = h
+        assert first is not None
+        logs: list[Log] = []
+        decode, kinds = self.decoder.decode, self.kinds
+        for r in raws:
+            if r.get("removed"):
+                continue
+            if blocks[int(r["blockNumber"], 16)][0] != r["blockHash"]:
+                raise ChainMoved(f"log in block {int(r['blockNumber'], 16)} is from another branch")
+            kind = kinds.get(r["address"].lower())
+            if kind is None:
+                continue
+            decoded = decode(kind, r)
+            if decoded is not None:
+                logs.append(decoded)
+        logs.sort(key=lambda lg: (lg.block_number, lg.log_index))
+        return Batch(start, end, first["parentHash"], heads[0]["hash"], logs, blocks, len(raws))
+
+
+# ------------------------------------------------------------------------------------------------
+# Health
+
+
+@dataclass
+class Health:
+    """What /healthz reports; written by the indexer threads, read by the API."""
+
+    head: int | None = None
+    indexed: int | None = None
+    rpc_ok: bool = False
+    rpc_error: str | None = None
+    rpc_down_since: float | None = None
+    last_batch_at: float | None = None
+    reorgs: int = 0
+    events: int = 0
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def lag(self) -> int | None:
+        if self.head is None or self.indexed is None:
+            return None
+        return max(0, self.head - self.indexed)
+
+    def rpc_failed(self, error: str) -> None:
+        if self.rpc_ok or self.rpc_down_since is None:
+            self.rpc_down_since = time.time()
+        self.rpc_ok = False
+        self.rpc_error = error
+
+    def rpc_succeeded(self) -> None:
+        self.rpc_ok = True
+        self.rpc_error = None
+        self.rpc_down_since = None
+
+
+class Metrics:
+    """Hooks the indexer calls; the app wires them to Prometheus."""
+
+    def batch(self, batch: Batch, inserted: int, seconds: float) -> None: ...
+
+    def reorg(self, depth: int) -> None: ...
+
+    def rpc_error(self, kind: str) -> None: ...
+
+
+# ------------------------------------------------------------------------------------------------
+# The indexer
+
+
+@dataclass
+class IndexerConfig:
+    start_block: int
+    depth: int = 0
+    min_range: int = 1
+    max_range: int = 5_000
+    max_logs: int = 10_000
+    poll_interval: float = 1.0
+    max_backoff: float = 30.0
+    reorg_window: int = 512
+
+
+class Indexer:
+    """Runs the fetcher and the writer until `stop` is set."""
+
+    def __init__(self, make_source: Callable[[], Source], store: Store, config: IndexerConfig,
+                 health: Health | None = None, metrics: Metrics | None = None):
+        self.make_source = make_source
+        self.store = store
+        self.config = config
+        self.health = health or Health()
+        self.metrics = metrics or Metrics()
+        self.stop = threading.Event()
+        self._queue: queue.Queue[tuple[int, Batch]] = queue.Queue(maxsize=QUEUE_DEPTH)
+        self._lock = threading.Lock()
+        self._gen = 0
+        self._next: int | None = None
+        self._range = min(config.max_range, max(config.min_range, 100))
+        self._fetcher: threading.Thread | None = None
+
+    # --- the fetcher ----------------------------------------------------------------------------
+
+    def _restart_fetch(self, next_from: int) -> None:
+        with self._lock:
+            self._gen += 1
+            self._next = next_from
+            while True:
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    break
+
+    def _backoff(self, attempt: int) -> float:
+        return min(self.config.max_backoff, 0.25 * (2 ** min(attempt, 10)))
+
+    def _fetch_loop(self) -> None:
+        source = self.make_source()
+        cfg = self.config
+        target = -1
+        failures = 0
+        try:
+            while not self.stop.is_set():
+                with self._lock:
+                    gen, start = self._gen, self._next
+                if start is None:
+                    self.stop.wait(0.05)
+                    continue
+                try:
+                    if start > target:
+                        head = source.head()
+                        self.health.head = head
+                        self.health.rpc_succeeded()
+                        target = head - cfg.depth
+                        if start > target:
+                            self.stop.wait(cfg.poll_interval)
+                            continue
+                    end = min(target, start + self._range - 1)
+                    batch = source.fetch(start, end)
+                except RangeTooLarge as exc:
+                    self.metrics.rpc_error("range")
+                    if self._range > cfg.min_range:
+                        self._range = max(cfg.min_range, self._range // 2)
+                        log.info("getLogs range shrinks", extra={"range": self._range, "reason": str(exc)[:200]})
+                        continue
+                    failures += 1
+                    self.health.rpc_failed(str(exc))
+                    self.stop.wait(self._backoff(failures))
+                    continue
+                except ChainMoved as exc:
+                    log.info("chain moved during fetch; retrying", extra={"reason": str(exc)})
+                    target = -1
+                    continue
+                except (RpcUnavailable, RpcError) as exc:
+                    failures += 1
+                    self.metrics.rpc_error("unavailable" if isinstance(exc, RpcUnavailable) else "error")
+                    self.health.rpc_failed(str(exc))
+                    wait = self._backoff(failures)
+                    log.warning("rpc failed; retrying", extra={"error": str(exc)[:300], "retry_in": wait})
+                    self.stop.wait(wait)
+                    target = -1
+                    continue
+                failures = 0
+                self.health.rpc_succeeded()
+                n = len(batch.logs)
+                if n > cfg.max_logs and self._range > cfg.min_range:
+                    self._range = max(cfg.min_range, self._range // 2)
+                elif n < cfg.max_logs // 4:
+                    self._range = min(cfg.max_range, self._range * 2)
+                with self._lock:
+                    if gen != self._gen:
+                        continue
+                    self._next = batch.end + 1
+                while not self.stop.is_set():
+                    try:
+                        self._queue.put((gen, batch), timeout=0.1)
+                        break
+                    except queue.Full:
+                        if gen != self._gen:
+                            break
+        finally:
+            source.rpc.close()
+
+    # --- the writer -------------------------------------------------------------------------------
+
+    def _initial_cursor(self, source: Source) -> Cursor:
+        cursor = self.store.cursor()
+        if cursor is not None:
+            return cursor
+        start = max(1, self.config.start_block)
+        header = source.header(start - 1)
+        if header is None:
+            raise RpcError("eth_getBlockByNumber", {"message": f"block {start - 1} not found"})
+        cursor = Cursor(start - 1, header["hash"])
+        self.store.set_cursor(cursor)
+        return cursor
+
+    def find_fork_point(self, source: Source, cursor: Cursor) -> Cursor:
+        """The newest stored block that is still on the canonical chain."""
+        below = cursor.block_number
+        while True:
+            stored = self.store.recent_blocks(below, 64)
+            if not stored:
+                break
+            heads = source.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n, _h in stored])
+            for (n, h), head in zip(stored, heads):
+                if head is not None and head["hash"] == h:
+                    return Cursor(n, h)
+            below = stored[-1][0] - 1
+        start = max(1, self.config.start_block)
+        header = source.header(start - 1)
+        log.error("reorg deeper than the stored block hashes: re-indexing from the deployment block",
+                  extra={"from_block": start})
+        if header is None:
+            raise ChainMoved("deployment block parent missing")
+        return Cursor(start - 1, header["hash"])
+
+    def _handle_reorg(self, source: Source, cursor: Cursor) -> Cursor:
+        for attempt in range(1_000_000):
+            try:
+                ancestor = self.find_fork_point(source, cursor)
+                break
+            except (RpcUnavailable, RpcError, ChainMoved) as exc:
+                self.health.rpc_failed(str(exc))
+                self.stop.wait(self._backoff(attempt))
+                if self.stop.is_set():
+                    return cursor
+        if ancestor.block_number == cursor.block_number:
+            return cursor  # the batch came from a branch that is gone; our cursor is fine
+        removed = self.store.rewind(ancestor)
+        depth = cursor.block_number - ancestor.block_number
+        self.health.reorgs += 1
+        self.health.indexed = ancestor.block_number
+        self.metrics.reorg(depth)
+        log.warning("reorg: rewound", extra={"from_block": cursor.block_number, "to_block": ancestor.block_number,
+                                             "depth": depth, "rows_removed": removed})
+        return ancestor
+
+    def run(self) -> None:
+        """Index until `stop` is set. The current batch is committed or not at all."""
+        source = self.make_source()
+        attempt = 0
+        while not self.stop.is_set():
+            try:
+                cursor = self._initial_cursor(source)
+                break
+            except (RpcUnavailable, RpcError) as exc:
+                attempt += 1
+                self.health.rpc_failed(str(exc))
+                log.warning("rpc unavailable at start; retrying", extra={"error": str(exc)[:300]})
+                self.stop.wait(self._backoff(attempt))
+        else:
+            source.rpc.close()
+            return
+        self.health.indexed = cursor.block_number
+        self._restart_fetch(cursor.block_number + 1)
+        self._fetcher = threading.Thread(target=self._fetch_loop, name="keeper-fetcher", daemon=True)
+        self._fetcher.start()
+        try:
+            while not self.stop.is_set():
+                try:
+                    gen, batch = self._queue.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if gen != self._gen:
+                    continue
+                if batch.start != cursor.block_number + 1:
+                    self._restart_fetch(cursor.block_number + 1)
+                    continue
+                if batch.parent_hash != cursor.block_hash:
+                    cursor = self._handle_reorg(source, cursor)
+                    self._restart_fetch(cursor.block_number + 1)
+                    continue
+                began = time.perf_counter()
+                new = Cursor(batch.end, batch.end_hash)
+                result = self.store.commit_batch(batch.logs, batch.blocks, new, self.config.reorg_window)
+                cursor = new
+                self.health.indexed = cursor.block_number
+                self.health.last_batch_at = time.time()
+                self.health.events += result.inserted
+                self.metrics.batch(batch, result.inserted, time.perf_counter() - began)
+                log.debug("batch", extra={"from_block": batch.start, "to_block": batch.end,
+                                          "events": len(batch.logs), "inserted": result.inserted})
+        finally:
+            self.stop.set()
+            if self._fetcher is not None:
+                self._fetcher.join(timeout=5)
+            source.rpc.close()
+
+
+def contracts_from_manifest(manifest: Any, extra_wallets: list[str] | None = None) -> dict[str, str]:
+    """address -> contract kind for the indexed contracts of a deployment manifest."""
+    out: dict[str, str] = {}
+    for name, kind in CONTRACT_KINDS.items():
+        if name in manifest.contracts:
+            out[manifest.contracts[name].address.lower()] = kind
+    for wallet in extra_wallets or []:
+        out[wallet.lower()] = "wallet"
+    return out
+
+
+def default_decoder() -> Decoder:
+    from paygent.artifacts import abi
+
+    return Decoder({kind: abi(name) for name, kind in CONTRACT_KINDS.items()})

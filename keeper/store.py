@@ -1,0 +1,524 @@
+"""The keeper's store: indexed events, the state they imply, and the indexer's cursor (SQLite).
+
+Every indexed log becomes one history row keyed by (chain id, tx hash, log index) — inserting it
+twice is a no-op — and updates a "current state" projection (services, subscriptions, agents,
+rules, spend windows, approval requests, per-service stats). A batch of logs, the block hashes it
+covers and the new cursor are written in ONE transaction: a crash leaves the store at the previous
+batch or the next one, never between.
+
+A reorg is undone by `rewind(ancestor)`: history rows above the fork point are deleted and the
+projections of every entity they touched are rebuilt by replaying that entity's remaining history.
+
+Numbers wider than SQLite's 64-bit integers (token amounts, prices) are stored as decimal TEXT;
+prices also as a zero-padded key so `max_price` filters compare correctly. Addresses are
+lower-case hex.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+SCHEMA_VERSION = "1"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cursor (
+    chain_id INTEGER PRIMARY KEY, block_number INTEGER NOT NULL, block_hash TEXT NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    chain_id INTEGER NOT NULL, number INTEGER NOT NULL, hash TEXT NOT NULL, timestamp INTEGER NOT NULL,
+    PRIMARY KEY (chain_id, number));
+
+-- ServiceRegistry: one row per event (history) and the current state per service.
+CREATE TABLE IF NOT EXISTS service_events (
+    chain_id INTEGER NOT NULL, tx_hash TEXT NOT NULL, log_index INTEGER NOT NULL,
+    block_number INTEGER NOT NULL, timestamp INTEGER NOT NULL, event TEXT NOT NULL,
+    service_id INTEGER NOT NULL, provider TEXT NOT NULL, name TEXT NOT NULL, endpoint TEXT NOT NULL,
+    model INTEGER NOT NULL, token TEXT NOT NULL, price TEXT NOT NULL, period INTEGER NOT NULL,
+    pay_to TEXT NOT NULL, metadata_uri TEXT NOT NULL, active INTEGER NOT NULL,
+    PRIMARY KEY (chain_id, tx_hash, log_index));
+CREATE INDEX IF NOT EXISTS service_events_service ON service_events (chain_id, service_id, block_number, log_index);
+CREATE INDEX IF NOT EXISTS service_events_block ON service_events (chain_id, block_number);
+CREATE TABLE IF NOT EXISTS services (
+    chain_id INTEGER NOT NULL, service_id INTEGER NOT NULL, provider TEXT NOT NULL, name TEXT NOT NULL,
+    endpoint TEXT NOT NULL, model INTEGER NOT NULL, token TEXT NOT NULL, price TEXT NOT NULL,
+    price_key TEXT NOT NULL, period INTEGER NOT NULL, pay_to TEXT NOT NULL, metadata_uri TEXT NOT NULL,
+    active INTEGER NOT NULL, registered_block INTEGER NOT NULL, updated_block INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL, PRIMARY KEY (chain_id, service_id));
+
+-- PaymentRouter.
+CREATE TABLE IF NOT EXISTS payments (
+    chain_id INTEGER NOT NULL, tx_hash TEXT NOT NULL, log_index INTEGER NOT NULL,
+    block_number INTEGER NOT NULL, timestamp INTEGER NOT NULL, payment_id INTEGER NOT NULL,
+    service_id INTEGER NOT NULL, payer TEXT NOT NULL, token TEXT NOT NULL, pay_to TEXT NOT NULL,
+    amount TEXT NOT NULL, fee TEXT NOT NULL, units TEXT NOT NULL, ref TEXT NOT NULL, kind INTEGER NOT NULL,
+    PRIMARY KEY (chain_id, tx_hash, log_index));
+CREATE INDEX IF NOT EXISTS payments_id ON payments (chain_id, payment_id);
+CREATE INDEX IF NOT EXISTS payments_payer ON payments (chain_id, payer, payment_id);
+CREATE INDEX IF NOT EXISTS payments_service ON payments (chain_id, service_id, payment_id);
+CREATE INDEX IF NOT EXISTS payments_block ON payments (chain_id, block_number);
+CREATE TABLE IF NOT EXISTS service_stats (
+    chain_id INTEGER NOT NULL, service_id INTEGER NOT NULL, volume TEXT NOT NULL, fees TEXT NOT NULL,
+    payments INTEGER NOT NULL, last_paid_at INTEGER NOT NULL, PRIMARY KEY (chain_id, service_id));
+CREATE TABLE IF NOT EXISTS subscription_events (
+    chain_id INTEGER NOT NULL, tx_hash TEXT NOT NULL, log_index INTEGER NOT NULL,
+    block_number INTEGER NOT NULL, service_id INTEGER NOT NULL, subscriber TEXT NOT NULL,
+    expires_at INTEGER NOT NULL, payment_id INTEGER NOT NULL, PRIMARY KEY (chain_id, tx_hash, log_index));
+CREATE INDEX IF NOT EXISTS subscription_events_key ON subscription_events (chain_id, service_id, subscriber);
+CREATE INDEX IF NOT EXISTS subscription_events_block ON subscription_events (chain_id, block_number);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    chain_id INTEGER NOT NULL, service_id INTEGER NOT NULL, subscriber TEXT NOT NULL, expires_at INTEGER NOT NULL,
+    payment_id INTEGER NOT NULL, updated_block INTEGER NOT NULL, PRIMARY KEY (chain_id, service_id, subscriber));
+
+-- AgentWallet (and the router's admin events): history as JSON, projections per wallet.
+CREATE TABLE IF NOT EXISTS contract_events (
+    chain_id INTEGER NOT NULL, tx_hash TEXT NOT NULL, log_index INTEGER NOT NULL,
+    block_number INTEGER NOT NULL, timestamp INTEGER NOT NULL, address TEXT NOT NULL, event TEXT NOT NULL,
+    args TEXT NOT NULL, PRIMARY KEY (chain_id, tx_hash, log_index));
+CREATE INDEX IF NOT EXISTS contract_events_address ON contract_events (chain_id, address, block_number, log_index);
+CREATE INDEX IF NOT EXISTS contract_events_block ON contract_events (chain_id, block_number);
+CREATE TABLE IF NOT EXISTS wallets (
+    chain_id INTEGER NOT NULL, wallet TEXT NOT NULL, owner TEXT, paused INTEGER NOT NULL DEFAULT 0,
+    request_ttl INTEGER, PRIMARY KEY (chain_id, wallet));
+CREATE TABLE IF NOT EXISTS agents (
+    chain_id INTEGER NOT NULL, wallet TEXT NOT NULL, agent TEXT NOT NULL, active INTEGER NOT NULL,
+    paused INTEGER NOT NULL, updated_block INTEGER NOT NULL, PRIMARY KEY (chain_id, wallet, agent));
+CREATE TABLE IF NOT EXISTS rules (
+    chain_id INTEGER NOT NULL, wallet TEXT NOT NULL, agent TEXT NOT NULL, token TEXT NOT NULL,
+    "limit" TEXT NOT NULL, cap TEXT NOT NULL, period INTEGER NOT NULL, float_cap TEXT NOT NULL,
+    updated_block INTEGER NOT NULL, PRIMARY KEY (chain_id, wallet, agent, token));
+CREATE TABLE IF NOT EXISTS spend (
+    chain_id INTEGER NOT NULL, wallet TEXT NOT NULL, agent TEXT NOT NULL, token TEXT NOT NULL,
+    window_index INTEGER NOT NULL, spent TEXT NOT NULL, updated_block INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (chain_id, wallet, agent, token));
+CREATE TABLE IF NOT EXISTS approvals (
+    chain_id INTEGER NOT NULL, wallet TEXT NOT NULL, request_id INTEGER NOT NULL, agent TEXT NOT NULL,
+    token TEXT NOT NULL, to_address TEXT NOT NULL, amount TEXT NOT NULL, approved_amount TEXT,
+    ref TEXT NOT NULL, expires_at INTEGER NOT NULL, status TEXT NOT NULL, proposed_block INTEGER NOT NULL,
+    proposed_tx TEXT NOT NULL, updated_block INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (chain_id, wallet, request_id));
+CREATE INDEX IF NOT EXISTS approvals_status ON approvals (chain_id, status, expires_at);
+
+-- Subscription renewals the subscriber pre-authorized (EIP-3009 ReceiveWithAuthorization to the router).
+CREATE TABLE IF NOT EXISTS renewals (
+    chain_id INTEGER NOT NULL, service_id INTEGER NOT NULL, subscriber TEXT NOT NULL, token TEXT NOT NULL,
+    nonce TEXT NOT NULL, value TEXT NOT NULL, valid_after INTEGER NOT NULL, valid_before INTEGER NOT NULL,
+    signature TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'waiting', tx_hash TEXT, error TEXT,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (chain_id, subscriber, nonce));
+"""
+
+# Tables whose rows come from logs; rewind deletes their rows above the fork point.
+HISTORY_TABLES = ("service_events", "payments", "subscription_events", "contract_events")
+STATUS_BY_EVENT = {
+    "RequestProposed": "pending", "RequestExecuted": "executed", "RequestRejected": "rejected",
+    "RequestCancelled": "cancelled", "RequestExpired": "expired",
+}
+APPROVAL_STATUSES = ("pending", "executed", "rejected", "cancelled", "expired")
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or does not belong to this deployment."""
+
+
+@dataclass(frozen=True, slots=True)
+class Log:
+    """One decoded log, ready to store."""
+
+    block_number: int
+    log_index: int
+    tx_hash: str
+    address: str
+    kind: str
+    """Which contract emitted it: registry, router or wallet."""
+    event: str
+    args: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    block_number: int
+    block_hash: str
+
+
+@dataclass
+class BatchResult:
+    inserted: int = 0
+    duplicates: int = 0
+    touched_services: set[int] = field(default_factory=set)
+
+
+def price_key(price: int) -> str:
+    return f"{price:032d}"
+
+
+class Store:
+    """The keeper's SQLite store. One writer connection (the indexer's thread, guarded by a lock);
+    readers get their own connection per thread (WAL lets them read while the writer writes)."""
+
+    def __init__(self, path: str | Path, chain_id: int):
+        self.path = str(path)
+        self.chain_id = chain_id
+        if self.path != ":memory:":
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the data directory for {self.path}: {exc}") from None
+        try:
+            self._db = self._connect()
+            if self.path != ":memory:":
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the keeper database {self.path}: {exc}") from None
+        self._lock = threading.RLock()
+        self._readers = threading.local()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        db.execute("PRAGMA busy_timeout=30000")
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- reading (any thread) ------------------------------------------------------------------
+
+    def reader(self) -> sqlite3.Connection:
+        """A connection for reads on the calling thread (the writer's own for :memory:)."""
+        if self.path == ":memory:":
+            return self._db
+        db = getattr(self._readers, "db", None)
+        if db is None:
+            db = self._connect()
+            db.execute("PRAGMA query_only=1")
+            self._readers.db = db
+        return db
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        db = self.reader()
+        cur = db.cursor()
+        cur.row_factory = sqlite3.Row
+        if db is self._db:
+            with self._lock:
+                return cur.execute(sql, tuple(params)).fetchall()
+        return cur.execute(sql, tuple(params)).fetchall()
+
+    def ping(self) -> bool:
+        try:
+            self.query("SELECT 1")
+            return True
+        except sqlite3.Error:
+            return False
+
+    # --- identity -------------------------------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
+    def bind(self, identity: dict[str, str]) -> bool:
+        """Tie the store to one deployment (chain id, genesis hash, addresses).
+
+        Returns True if the store was empty or already bound to the same identity, False if it holds
+        another deployment's data (the caller decides: refuse, or `reset()` on a local chain).
+        """
+        with self._lock:
+            current = dict(self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'id:%'").fetchall())
+            wanted = {f"id:{k}": v for k, v in identity.items()}
+            if not current:
+                with self._tx():
+                    self._db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(wanted.items()))
+                return True
+            return current == wanted
+
+    def reset(self) -> None:
+        """Forget everything indexed (a new local chain); renewals and schema stay."""
+        with self._lock, self._tx():
+            for table in ("cursor", "blocks", *HISTORY_TABLES, "services", "service_stats", "subscriptions",
+                          "wallets", "agents", "rules", "spend", "approvals"):
+                self._db.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed table names
+            self._db.execute("DELETE FROM meta WHERE key LIKE 'id:%'")
+
+    # --- cursor ---------------------------------------------------------------------------------
+
+    def cursor(self) -> Cursor | None:
+        rows = self.query("SELECT block_number, block_hash FROM cursor WHERE chain_id = ?", (self.chain_id,))
+        return Cursor(rows[0][0], rows[0][1]) if rows else None
+
+    def recent_blocks(self, below_or_at: int, limit: int) -> list[tuple[int, str]]:
+        """Stored block hashes at or below a height, newest first (to find a reorg's fork point)."""
+        rows = self.query("SELECT number, hash FROM blocks WHERE chain_id = ? AND number <= ? ORDER BY number DESC "
+                          "LIMIT ?", (self.chain_id, below_or_at, limit))
+        return [(r[0], r[1]) for r in rows]
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- writing a batch ------------------------------------------------------------------------
+
+    def commit_batch(self, logs: list[Log], blocks: dict[int, tuple[str, int]], cursor: Cursor,
+                     reorg_window: int = 512) -> BatchResult:
+        """Store `logs` (in chain order), the hashes of `blocks` {number: (hash, timestamp)} and the
+        new cursor, all in one transaction."""
+        result = BatchResult()
+        cid = self.chain_id
+        with self._lock, self._tx():
+            db = self._db
+            before = db.total_changes
+            payments = []
+            for lg in logs:
+                if lg.kind == "router" and lg.event == "PaymentMade":
+                    a = lg.args
+                    payments.append((cid, lg.tx_hash, lg.log_index, lg.block_number, blocks[lg.block_number][1],
+                                     a["paymentId"], a["serviceId"], a["payer"], a["token"], a["payTo"],
+                                     str(a["amount"]), str(a["fee"]), str(a["units"]), a["ref"], a["kind"]))
+            if payments:
+                db.executemany("INSERT OR IGNORE INTO payments VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", payments)
+                fresh = db.total_changes - before
+                if fresh == len(payments):
+                    self._add_stats(payments)
+                else:  # some were stored before (a replayed range): recount those services exactly
+                    self._rebuild_stats({p[6] for p in payments})
+                result.inserted += fresh
+                result.duplicates += len(payments) - fresh
+            for lg in logs:
+                if lg.kind == "router" and lg.event == "PaymentMade":
+                    continue
+                ts = blocks[lg.block_number][1]
+                if self._insert_history(lg, ts):
+                    result.inserted += 1
+                    self._apply(lg, ts)
+                else:
+                    result.duplicates += 1
+            db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?)",
+                           [(cid, n, h, ts) for n, (h, ts) in blocks.items()])
+            db.execute("DELETE FROM blocks WHERE chain_id = ? AND number < ?", (cid, cursor.block_number - reorg_window))
+            db.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?, ?, ?)",
+                       (cid, cursor.block_number, cursor.block_hash, time.time()))
+        return result
+
+    def set_cursor(self, cursor: Cursor) -> None:
+        with self._lock, self._tx():
+            self._db.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?, ?, ?)",
+                             (self.chain_id, cursor.block_number, cursor.block_hash, time.time()))
+
+    def _add_stats(self, payments: list[tuple]) -> None:
+        agg: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for p in payments:
+            s = agg[p[6]]
+            s[0] += int(p[10])
+            s[1] += int(p[11])
+            s[2] += 1
+            s[3] = max(s[3], p[4])
+        cid = self.chain_id
+        for service_id, (volume, fees, count, last) in agg.items():
+            row = self._db.execute("SELECT volume, fees, payments, last_paid_at FROM service_stats "
+                                   "WHERE chain_id = ? AND service_id = ?", (cid, service_id)).fetchone()
+            if row:
+                volume += int(row[0])
+                fees += int(row[1])
+                count += row[2]
+                last = max(last, row[3])
+            self._db.execute("INSERT OR REPLACE INTO service_stats VALUES (?, ?, ?, ?, ?, ?)",
+                             (cid, service_id, str(volume), str(fees), count, last))
+
+    def _rebuild_stats(self, service_ids: Iterable[int]) -> None:
+        cid = self.chain_id
+        for service_id in service_ids:
+            volume = fees = count = last = 0
+            for amount, fee, ts in self._db.execute(
+                    "SELECT amount, fee, timestamp FROM payments WHERE chain_id = ? AND service_id = ?",
+                    (cid, service_id)):
+                volume += int(amount)
+                fees += int(fee)
+                count += 1
+                last = max(last, ts)
+            if count:
+                self._db.execute("INSERT OR REPLACE INTO service_stats VALUES (?, ?, ?, ?, ?, ?)",
+                                 (cid, service_id, str(volume), str(fees), count, last))
+            else:
+                self._db.execute("DELETE FROM service_stats WHERE chain_id = ? AND service_id = ?", (cid, service_id))
+
+    def _insert_history(self, lg: Log, ts: int) -> bool:
+        cid, a = self.chain_id, lg.args
+        if lg.kind == "registry":
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO service_events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (cid, lg.tx_hash, lg.log_index, lg.block_number, ts, lg.event, a["serviceId"], a["provider"],
+                 a["name"], a["endpoint"], a["model"], a["token"], str(a["price"]), a["period"], a["payTo"],
+                 a["metadataURI"], int(a["active"])))
+        elif lg.kind == "router" and lg.event == "SubscriptionExtended":
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO subscription_events VALUES (?,?,?,?,?,?,?,?)",
+                (cid, lg.tx_hash, lg.log_index, lg.block_number, a["serviceId"], a["subscriber"], a["expiresAt"],
+                 a["paymentId"]))
+        else:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO contract_events VALUES (?,?,?,?,?,?,?,?)",
+                (cid, lg.tx_hash, lg.log_index, lg.block_number, ts, lg.address, lg.event,
+                 json.dumps(a, default=str)))
+        return cur.rowcount == 1
+
+    # --- projections ------------------------------------------------------------------------------
+
+    def _apply(self, lg: Log, ts: int) -> None:
+        """Update the current-state tables for one new event (called in chain order)."""
+        cid, a, db = self.chain_id, lg.args, self._db
+        if lg.kind == "registry":
+            db.execute(
+                "INSERT INTO services VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (chain_id, service_id) DO UPDATE SET provider = excluded.provider, name = excluded.name, "
+                "endpoint = excluded.endpoint, model = excluded.model, token = excluded.token, price = excluded.price, "
+                "price_key = excluded.price_key, period = excluded.period, pay_to = excluded.pay_to, "
+                "metadata_uri = excluded.metadata_uri, active = excluded.active, "
+                "updated_block = excluded.updated_block, updated_at = excluded.updated_at",
+                (cid, a["serviceId"], a["provider"], a["name"], a["endpoint"], a["model"], a["token"], str(a["price"]),
+                 price_key(a["price"]), a["period"], a["payTo"], a["metadataURI"], int(a["active"]), lg.block_number,
+                 lg.block_number, ts))
+            return
+        if lg.kind == "router":
+            if lg.event == "SubscriptionExtended":
+                db.execute("INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?, ?, ?)",
+                           (cid, a["serviceId"], a["subscriber"], a["expiresAt"], a["paymentId"], lg.block_number))
+            return
+        if lg.kind != "wallet":
+            return
+        w, ev = lg.address, lg.event
+        if ev in ("AgentAdded", "AgentRevoked", "AgentPauseSet"):
+            row = db.execute("SELECT active, paused FROM agents WHERE chain_id = ? AND wallet = ? AND agent = ?",
+                             (cid, w, a["agent"])).fetchone()
+            active, paused = (row[0], row[1]) if row else (0, 0)
+            if ev == "AgentAdded":
+                active, paused = 1, 0
+            elif ev == "AgentRevoked":
+                active = 0
+            else:
+                paused = int(a["paused"])
+            db.execute("INSERT OR REPLACE INTO agents VALUES (?, ?, ?, ?, ?, ?)",
+                       (cid, w, a["agent"], active, paused, lg.block_number))
+        elif ev == "RuleSet":
+            db.execute("INSERT OR REPLACE INTO rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (cid, w, a["agent"], a["token"], str(a["limit"]), str(a["cap"]), a["period"],
+                        str(a["floatCap"]), lg.block_number))
+        elif ev in ("Paid", "FloatToppedUp", "Swapped"):
+            token = a["tokenIn"] if ev == "Swapped" else a["token"]
+            db.execute("INSERT OR REPLACE INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (cid, w, a["agent"], token, a["windowIndex"], str(a["spentInWindow"]), lg.block_number, ts))
+        elif ev == "RequestProposed":
+            db.execute("INSERT OR REPLACE INTO approvals VALUES (?,?,?,?,?,?,?,NULL,?,?,'pending',?,?,?,?)",
+                       (cid, w, a["requestId"], a["agent"], a["token"], a["to"], str(a["amount"]), a["ref"],
+                        a["expiresAt"], lg.block_number, lg.tx_hash, lg.block_number, ts))
+        elif ev in STATUS_BY_EVENT:
+            approved = str(a["approvedAmount"]) if ev == "RequestExecuted" else None
+            db.execute("UPDATE approvals SET status = ?, approved_amount = COALESCE(?, approved_amount), "
+                       "updated_block = ?, updated_at = ? WHERE chain_id = ? AND wallet = ? AND request_id = ?",
+                       (STATUS_BY_EVENT[ev], approved, lg.block_number, ts, cid, w, a["requestId"]))
+        elif ev in ("WalletPauseSet", "OwnershipTransferred", "RequestTtlSet"):
+            db.execute("INSERT OR IGNORE INTO wallets (chain_id, wallet) VALUES (?, ?)", (cid, w))
+            column, value = {"WalletPauseSet": ("paused", int(a.get("paused", 0))),
+                             "OwnershipTransferred": ("owner", a.get("newOwner")),
+                             "RequestTtlSet": ("request_ttl", a.get("ttl"))}[ev]
+            db.execute(f"UPDATE wallets SET {column} = ? WHERE chain_id = ? AND wallet = ?",  # noqa: S608
+                       (value, cid, w))
+
+    # --- reorgs -----------------------------------------------------------------------------------
+
+    def rewind(self, ancestor: Cursor) -> int:
+        """Undo everything above block `ancestor.block_number` and make it the cursor (one
+        transaction). Returns the number of history rows removed."""
+        cid, n = self.chain_id, ancestor.block_number
+        with self._lock, self._tx():
+            db = self._db
+            services = {r[0] for r in db.execute(
+                "SELECT service_id FROM service_events WHERE chain_id = ? AND block_number > ?", (cid, n))}
+            paid = {r[0] for r in db.execute(
+                "SELECT DISTINCT service_id FROM payments WHERE chain_id = ? AND block_number > ?", (cid, n))}
+            subs = set(db.execute("SELECT service_id, subscriber FROM subscription_events "
+                                  "WHERE chain_id = ? AND block_number > ?", (cid, n)).fetchall())
+            wallets = {r[0] for r in db.execute(
+                "SELECT DISTINCT address FROM contract_events WHERE chain_id = ? AND block_number > ?", (cid, n))}
+            removed = 0
+            for table in HISTORY_TABLES:
+                removed += db.execute(f"DELETE FROM {table} WHERE chain_id = ? AND block_number > ?",  # noqa: S608
+                                      (cid, n)).rowcount
+            db.execute("DELETE FROM blocks WHERE chain_id = ? AND number > ?", (cid, n))
+            self._replay_services(services)
+            self._rebuild_stats(paid)
+            for service_id, subscriber in subs:
+                db.execute("DELETE FROM subscriptions WHERE chain_id = ? AND service_id = ? AND subscriber = ?",
+                           (cid, service_id, subscriber))
+                row = db.execute("SELECT expires_at, payment_id, block_number FROM subscription_events WHERE "
+                                 "chain_id = ? AND service_id = ? AND subscriber = ? ORDER BY block_number DESC, "
+                                 "log_index DESC LIMIT 1", (cid, service_id, subscriber)).fetchone()
+                if row:
+                    db.execute("INSERT INTO subscriptions VALUES (?, ?, ?, ?, ?, ?)",
+                               (cid, service_id, subscriber, row[0], row[1], row[2]))
+            self._replay_wallets(wallets)
+            db.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?, ?, ?)",
+                       (cid, n, ancestor.block_hash, time.time()))
+        return removed
+
+    def _replay_services(self, service_ids: set[int]) -> None:
+        cid = self.chain_id
+        for service_id in service_ids:
+            self._db.execute("DELETE FROM services WHERE chain_id = ? AND service_id = ?", (cid, service_id))
+            rows = self._db.execute(
+                "SELECT tx_hash, log_index, block_number, timestamp, event, service_id, provider, name, endpoint, "
+                "model, token, price, period, pay_to, metadata_uri, active FROM service_events "
+                "WHERE chain_id = ? AND service_id = ? ORDER BY block_number, log_index", (cid, service_id)).fetchall()
+            for i, r in enumerate(rows):
+                args = dict(serviceId=r[5], provider=r[6], name=r[7], endpoint=r[8], model=r[9], token=r[10],
+                            price=int(r[11]), period=r[12], payTo=r[13], metadataURI=r[14], active=bool(r[15]))
+                self._apply(Log(r[2], r[1], r[0], "", "registry", r[4], args), r[3])
+                if i == 0:
+                    self._db.execute("UPDATE services SET registered_block = ? WHERE chain_id = ? AND service_id = ?",
+                                     (r[2], cid, service_id))
+
+    def _replay_wallets(self, wallets: set[str]) -> None:
+        cid = self.chain_id
+        for w in wallets:
+            for table in ("wallets", "agents", "rules", "spend", "approvals"):
+                self._db.execute(f"DELETE FROM {table} WHERE chain_id = ? AND wallet = ?", (cid, w))  # noqa: S608
+            rows = self._db.execute(
+                "SELECT tx_hash, log_index, block_number, timestamp, event, args FROM contract_events "
+                "WHERE chain_id = ? AND address = ? ORDER BY block_number, log_index", (cid, w)).fetchall()
+            for r in rows:
+                args = json.loads(r[5])
+                self._apply(Log(r[2], r[1], r[0], w, "wallet", r[4], args), r[3])
+
+    # --- renewals (subscriber pre-authorizations) ---------------------------------------------
+
+    def add_renewal(self, service_id: int, subscriber: str, token: str, nonce: str, value: int, valid_after: int,
+                    valid_before: int, signature: str) -> bool:
+        now = time.time()
+        with self._lock, self._tx():
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO renewals (chain_id, service_id, subscriber, token, nonce, value, valid_after, "
+                "valid_before, signature, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (self.chain_id, service_id, subscriber.lower(), token.lower(), nonce.lower(), str(value), valid_after,
+                 valid_before, signature, now, now))
+            return cur.rowcount == 1
+
+    def set_renewal(self, subscriber: str, nonce: str, status: str, tx_hash: str | None = None,
+                    error: str | None = None) -> None:
+        with self._lock, self._tx():
+            self._db.execute("UPDATE renewals SET status = ?, tx_hash = COALESCE(?, tx_hash), error = ?, updated_at = ? "
+                             "WHERE chain_id = ? AND subscriber = ? AND nonce = ?",
+                             (status, tx_hash, error, time.time(), self.chain_id, subscriber.lower(), nonce.lower()))
