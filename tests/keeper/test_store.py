@@ -1,0 +1,85 @@
+"""The store alone (no chain): idempotent writes, cursor atomicity, rewind rebuilding projections."""
+
+import sqlite3
+
+import pytest
+
+from keeper.store import Cursor, Log, Store
+
+from keeper_logs import AGENT, CHAIN, PAYER, PROVIDER, USDC, blocks_for, payment_log, service_log, wallet_log
+
+
+@pytest.fixture
+def store():
+    return Store(":memory:", CHAIN)
+
+
+def snapshot(store):
+    tables = ("services", "payments", "service_stats", "agents", "rules", "spend", "approvals", "subscriptions")
+    return {t: sorted(tuple(r) for r in store.query(f"SELECT * FROM {t}")) for t in tables}
+
+
+def test_a_batch_stored_twice_changes_nothing(store):
+    logs = [service_log(5, 0), payment_log(6, 0, 1), payment_log(6, 1, 2)]
+    first = store.commit_batch(logs, blocks_for(5, 6), Cursor(6, "0xhash6"))
+    before = snapshot(store)
+    again = store.commit_batch(logs, blocks_for(5, 6), Cursor(6, "0xhash6"))
+    assert (first.inserted, first.duplicates) == (3, 0)
+    assert (again.inserted, again.duplicates) == (0, 3)
+    assert snapshot(store) == before
+    assert store.query("SELECT volume, fees, payments FROM service_stats")[0][:] == ("20000", "200", 2)
+
+
+def test_cursor_moves_only_with_its_rows(store):
+    store.commit_batch([service_log(5, 0)], blocks_for(5), Cursor(5, "0xhash5"))
+    broken = [payment_log(6, 0, 1), Log(6, 1, "0xbad", "0xregistry", "registry", "ServiceUpdated", {})]
+    with pytest.raises(KeyError):
+        store.commit_batch(broken, blocks_for(6), Cursor(6, "0xhash6"))
+    assert store.cursor() == Cursor(5, "0xhash5")
+    assert store.query("SELECT COUNT(*) FROM payments")[0][0] == 0
+
+
+def test_rewind_restores_the_state_before_the_fork(store):
+    store.commit_batch([service_log(5, 0), payment_log(5, 1, 1),
+                        wallet_log(5, 2, "AgentAdded", agent=AGENT),
+                        wallet_log(5, 3, "RuleSet", agent=AGENT, token=USDC, limit=5_000_000, cap=2_000_000,
+                                   period=86_400, floatCap=1_000_000)],
+                       blocks_for(5), Cursor(5, "0xhash5"))
+    at_fork = snapshot(store)
+    store.commit_batch([service_log(7, 0, "ServiceUpdated", price=99, name="renamed"), payment_log(7, 1, 2),
+                        wallet_log(7, 2, "AgentPauseSet", agent=AGENT, paused=True),
+                        wallet_log(7, 3, "Paid", agent=AGENT, token=USDC, to=PROVIDER, amount=5, ref="0x00",
+                                   spentInWindow=5, windowIndex=0),
+                        wallet_log(7, 4, "RequestProposed", requestId=1, agent=AGENT, token=USDC, to=PROVIDER,
+                                   amount=9_000_000, ref="0x00", expiresAt=99_999)],
+                       blocks_for(7), Cursor(8, "0xhash8"))
+    assert snapshot(store) != at_fork
+    removed = store.rewind(Cursor(5, "0xhash5"))
+    assert removed == 5
+    assert snapshot(store) == at_fork
+    assert store.cursor() == Cursor(5, "0xhash5")
+
+
+def test_approval_status_follows_its_events(store):
+    store.commit_batch([wallet_log(3, 0, "RequestProposed", requestId=7, agent=AGENT, token=USDC, to=PROVIDER,
+                                   amount=9, ref="0x00", expiresAt=500),
+                        wallet_log(4, 0, "RequestExecuted", requestId=7, agent=AGENT, token=USDC, to=PROVIDER,
+                                   requestedAmount=9, approvedAmount=4)],
+                       blocks_for(3, 4), Cursor(4, "0xhash4"))
+    row = store.query("SELECT status, amount, approved_amount FROM approvals")[0]
+    assert tuple(row) == ("executed", "9", "4")
+
+
+def test_store_refuses_another_deployment(tmp_path):
+    path = tmp_path / "k.sqlite"
+    first = Store(path, CHAIN)
+    assert first.bind({"chain_id": "338", "genesis_hash": "0x01"})
+    assert first.bind({"chain_id": "338", "genesis_hash": "0x01"})
+    assert not Store(path, CHAIN).bind({"chain_id": "338", "genesis_hash": "0x02"})
+
+
+def test_readers_see_committed_batches_only(tmp_path):
+    store = Store(tmp_path / "k.sqlite", CHAIN)
+    store.commit_batch([payment_log(5, 0, 1)], blocks_for(5), Cursor(5, "0xhash5"))
+    reader = sqlite3.connect(tmp_path / "k.sqlite")
+    assert reader.execute("SELECT COUNT(*) FROM payments").fetchone()[0] == 1
