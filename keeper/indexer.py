@@ -359,6 +359,8 @@ class Indexer:
         self._gen = 0
         self._next: int | None = None
         self._range = min(config.max_range, max(config.min_range, 100))
+        self._ceiling = config.max_range
+        self._good = 0
         self._fetcher: threading.Thread | None = None
 
     # --- the fetcher ----------------------------------------------------------------------------
@@ -401,8 +403,10 @@ class Indexer:
                     batch = source.fetch(start, end)
                 except RangeTooLarge as exc:
                     self.metrics.rpc_error("range")
-                    if self._range > cfg.min_range:
-                        self._range = max(cfg.min_range, self._range // 2)
+                    span = end - start + 1
+                    if span > cfg.min_range:
+                        self._range = max(cfg.min_range, span // 2)
+                        self._ceiling, self._good = self._range, 0  # do not grow straight back into it
                         log.info("getLogs range shrinks", extra={"range": self._range, "reason": str(exc)[:200]})
                         continue
                     failures += 1
@@ -428,7 +432,10 @@ class Indexer:
                 if n > cfg.max_logs and self._range > cfg.min_range:
                     self._range = max(cfg.min_range, self._range // 2)
                 elif n < cfg.max_logs // 4:
-                    self._range = min(cfg.max_range, self._range * 2)
+                    self._good += 1
+                    if self._good >= 50:  # the node may have been busy: probe a wider range again
+                        self._ceiling, self._good = min(cfg.max_range, self._ceiling * 2), 0
+                    self._range = min(self._ceiling, self._range * 2)
                 with self._lock:
                     if gen != self._gen:
                         continue
