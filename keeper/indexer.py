@@ -123,28 +123,69 @@ class EventSpec:
     topic: str
     indexed: tuple[tuple[str, str], ...]
     data: tuple[tuple[str, str], ...]
-    static: bool
+    fast: Callable[[list[str], str], dict[str, Any]] | None = None
+    """Generated decoder for (topics, data) when every type has a word-slicing form."""
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 256) if value >> 255 else value
+
+
+def _dyn_string(d: str, head: str) -> str:
+    start = 2 + 2 * int(head, 16)
+    length = int(d[start:start + 64], 16)
+    return bytes.fromhex(d[start + 64:start + 64 + 2 * length]).decode("utf-8", "replace")
+
+
+def _dyn_bytes(d: str, head: str) -> str:
+    start = 2 + 2 * int(head, 16)
+    length = int(d[start:start + 64], 16)
+    return "0x" + d[start + 64:start + 64 + 2 * length].lower()
+
+
+def _word_expr(typ: str, src: str) -> str | None:
+    """Python source decoding one 64-hex-char ABI word held in the expression `src`."""
+    if typ == "address":
+        return f'"0x" + {src}[-40:].lower()'
+    if typ.startswith("uint") and "[" not in typ:
+        return f"int({src}, 16)"
+    if typ.startswith("int") and "[" not in typ:
+        return f"_signed(int({src}, 16))"
+    if typ == "bool":
+        return f"int({src}, 16) != 0"
+    if typ.startswith("bytes") and typ != "bytes" and "[" not in typ:
+        return f'"0x" + {src}[-64:][:{2 * int(typ[5:])}].lower()'
+    return None
+
+
+def _compile(indexed: tuple[tuple[str, str], ...], data: tuple[tuple[str, str], ...]) -> Callable | None:
+    """Generate `lambda t, d: {...}` for an event: one dict literal, no per-field calls."""
+    parts = []
+    for i, (name, typ) in enumerate(indexed):
+        expr = _word_expr(typ, f"t[{i + 1}]")
+        if expr is None:
+            return None  # indexed dynamic values are hashes: leave those to eth_abi's caller
+        parts.append(f"{name!r}: {expr}")
+    for i, (name, typ) in enumerate(data):
+        src = f"d[{2 + 64 * i}:{66 + 64 * i}]"
+        expr = _word_expr(typ, src)
+        if expr is None:
+            if typ == "string":
+                expr = f"_dyn_string(d, {src})"
+            elif typ == "bytes":
+                expr = f"_dyn_bytes(d, {src})"
+            else:
+                return None
+        parts.append(f"{name!r}: {expr}")
+    code = "lambda t, d: {" + ", ".join(parts) + "}"
+    return eval(code, {"_signed": _signed, "_dyn_string": _dyn_string, "_dyn_bytes": _dyn_bytes})  # noqa: S307
 
 
 def _word(typ: str, word: str) -> Any:
-    """One 64-hex-char ABI word as a Python value (addresses lower-case, bytes as 0x-hex)."""
-    if typ == "address":
-        return "0x" + word[24:].lower()
-    if typ.startswith("uint"):
-        return int(word, 16)
-    if typ == "bool":
-        return int(word, 16) != 0
-    if typ.startswith("bytes"):
-        return "0x" + word[: 2 * int(typ[5:])].lower()
-    if typ.startswith("int"):
-        value = int(word, 16)
-        return value - (1 << 256) if value >> 255 else value
-    raise ValueError(f"no word decoding for {typ}")
-
-
-def _static(typ: str) -> bool:
-    return typ == "address" or typ == "bool" or (typ.startswith(("uint", "int")) and "[" not in typ) or (
-        typ.startswith("bytes") and typ != "bytes" and "[" not in typ)
+    expr = _word_expr(typ, "w")
+    if expr is None:
+        raise ValueError(f"no word decoding for {typ}")
+    return eval(expr, {"_signed": _signed}, {"w": word})  # noqa: S307
 
 
 def _normal(typ: str, value: Any) -> Any:
@@ -168,29 +209,29 @@ class Decoder:
                 topic = "0x" + keccak(text=f"{item['name']}({types})").hex()
                 indexed = tuple((i["name"], i["type"]) for i in item["inputs"] if i.get("indexed"))
                 data = tuple((i["name"], i["type"]) for i in item["inputs"] if not i.get("indexed"))
-                spec = EventSpec(kind, item["name"], topic, indexed, data, all(_static(t) for _n, t in data))
-                self.specs[(kind, topic)] = spec
+                self.specs[(kind, topic)] = EventSpec(kind, item["name"], topic, indexed, data,
+                                                      _compile(indexed, data))
 
     def decode(self, kind: str, raw: dict[str, Any]) -> Log | None:
         topics = raw["topics"]
         if not topics:
             return None
-        spec = self.specs.get((kind, topics[0].lower()))
+        spec = self.specs.get((kind, topics[0]))
         if spec is None:
-            return None
-        args: dict[str, Any] = {}
-        for (name, typ), topic in zip(spec.indexed, topics[1:]):
-            args[name] = _word(typ, topic[2:])
-        data = raw["data"]
-        if spec.static:
-            for i, (name, typ) in enumerate(spec.data):
-                args[name] = _word(typ, data[2 + 64 * i: 66 + 64 * i])
+            spec = self.specs.get((kind, topics[0].lower()))
+            if spec is None:
+                return None
+        if spec.fast is not None:
+            args = spec.fast(topics, raw["data"])
         else:
-            values = abi_decode([t for _n, t in spec.data], bytes.fromhex(data[2:]))
+            args = {}
+            for (name, typ), topic in zip(spec.indexed, topics[1:]):
+                args[name] = _word(typ, topic[2:])
+            values = abi_decode([t for _n, t in spec.data], bytes.fromhex(raw["data"][2:]))
             for (name, typ), value in zip(spec.data, values):
                 args[name] = _normal(typ, value)
-        return Log(int(raw["blockNumber"], 16), int(raw["logIndex"], 16), raw["transactionHash"].lower(),
-                   raw["address"].lower(), kind, spec.name, args)
+        return Log(int(raw["blockNumber"], 16), int(raw["logIndex"], 16), raw["transactionHash"],
+                   raw["address"], kind, spec.name, args)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -211,7 +252,8 @@ class Batch:
     end: int
     parent_hash: str
     end_hash: str
-    logs: list[Log]
+    raws: list[dict[str, Any]]
+    """Verified, undecoded logs (the writer decodes them)."""
     blocks: dict[int, tuple[str, int]]
     raw_count: int = 0
 
@@ -264,21 +306,35 @@ class Source:
             if n == start:
                 first = h
         assert first is not None
+        expected: dict[str, str] = {}
+        for r in raws:
+            if r.get("removed"):
+                continue
+            number = r["blockNumber"]
+            want = expected.get(number)
+            if want is None:
+                want = expected[number] = blocks[int(number, 16)][0]
+            if r["blockHash"] != want:
+                raise ChainMoved(f"log in block {int(number, 16)} is from another branch")
+        return Batch(start, end, first["parentHash"], heads[0]["hash"], raws, blocks, len(raws))
+
+    def decode(self, raws: list[dict[str, Any]]) -> list[Log]:
+        """Decode verified raw logs (done by the writer thread, so fetching the next range overlaps it)."""
         logs: list[Log] = []
         decode, kinds = self.decoder.decode, self.kinds
         for r in raws:
             if r.get("removed"):
                 continue
-            if blocks[int(r["blockNumber"], 16)][0] != r["blockHash"]:
-                raise ChainMoved(f"log in block {int(r['blockNumber'], 16)} is from another branch")
-            kind = kinds.get(r["address"].lower())
+            address = r["address"] = r["address"].lower()
+            r["transactionHash"] = r["transactionHash"].lower()
+            kind = kinds.get(address)
             if kind is None:
                 continue
             decoded = decode(kind, r)
             if decoded is not None:
                 logs.append(decoded)
         logs.sort(key=lambda lg: (lg.block_number, lg.log_index))
-        return Batch(start, end, first["parentHash"], heads[0]["hash"], logs, blocks, len(raws))
+        return logs
 
 
 # ------------------------------------------------------------------------------------------------
@@ -428,7 +484,7 @@ class Indexer:
                     continue
                 failures = 0
                 self.health.rpc_succeeded()
-                n = len(batch.logs)
+                n = batch.raw_count
                 if n > cfg.max_logs and self._range > cfg.min_range:
                     self._range = max(cfg.min_range, self._range // 2)
                 elif n < cfg.max_logs // 4:
@@ -542,14 +598,15 @@ class Indexer:
                     continue
                 began = time.perf_counter()
                 new = Cursor(batch.end, batch.end_hash)
-                result = self.store.commit_batch(batch.logs, batch.blocks, new, self.config.reorg_window)
+                logs = source.decode(batch.raws)
+                result = self.store.commit_batch(logs, batch.blocks, new, self.config.reorg_window)
                 cursor = new
                 self.health.indexed = cursor.block_number
                 self.health.last_batch_at = time.time()
                 self.health.events += result.inserted
                 self.metrics.batch(batch, result.inserted, time.perf_counter() - began)
                 log.debug("batch", extra={"from_block": batch.start, "to_block": batch.end,
-                                          "events": len(batch.logs), "inserted": result.inserted})
+                                          "events": len(logs), "inserted": result.inserted})
         finally:
             self.stop.set()
             if self._fetcher is not None:

@@ -283,19 +283,31 @@ class Store:
             db = self._db
             before = db.total_changes
             payments = []
+            stats: dict[int, list[int]] = {}
             for lg in logs:
-                if lg.kind == "router" and lg.event == "PaymentMade":
+                if lg.event == "PaymentMade" and lg.kind == "router":
                     a = lg.args
-                    payments.append((cid, lg.tx_hash, lg.log_index, lg.block_number, blocks[lg.block_number][1],
-                                     a["paymentId"], a["serviceId"], a["payer"], a["token"], a["payTo"],
-                                     str(a["amount"]), str(a["fee"]), str(a["units"]), a["ref"], a["kind"]))
+                    ts = blocks[lg.block_number][1]
+                    sid, amount, fee = a["serviceId"], a["amount"], a["fee"]
+                    payments.append((cid, lg.tx_hash, lg.log_index, lg.block_number, ts, a["paymentId"], sid,
+                                     a["payer"], a["token"], a["payTo"], str(amount), str(fee), str(a["units"]),
+                                     a["ref"], a["kind"]))
+                    s = stats.get(sid)
+                    if s is None:
+                        stats[sid] = [amount, fee, 1, ts]
+                    else:
+                        s[0] += amount
+                        s[1] += fee
+                        s[2] += 1
+                        if ts > s[3]:
+                            s[3] = ts
             if payments:
                 db.executemany("INSERT OR IGNORE INTO payments VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", payments)
                 fresh = db.total_changes - before
                 if fresh == len(payments):
-                    self._add_stats(payments)
+                    self._add_stats(stats)
                 else:  # some were stored before (a replayed range): recount those services exactly
-                    self._rebuild_stats({p[6] for p in payments})
+                    self._rebuild_stats(set(stats))
                 result.inserted += fresh
                 result.duplicates += len(payments) - fresh
             for lg in logs:
@@ -319,14 +331,7 @@ class Store:
             self._db.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?, ?, ?)",
                              (self.chain_id, cursor.block_number, cursor.block_hash, time.time()))
 
-    def _add_stats(self, payments: list[tuple]) -> None:
-        agg: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-        for p in payments:
-            s = agg[p[6]]
-            s[0] += int(p[10])
-            s[1] += int(p[11])
-            s[2] += 1
-            s[3] = max(s[3], p[4])
+    def _add_stats(self, agg: dict[int, list[int]]) -> None:
         cid = self.chain_id
         for service_id, (volume, fees, count, last) in agg.items():
             row = self._db.execute("SELECT volume, fees, payments, last_paid_at FROM service_stats "
