@@ -163,7 +163,7 @@ class JobContext:
         self._alerted[key] = time.time()
         if self.telemetry is not None:
             self.telemetry.alerts.labels(kind).inc()
-        log.warning("alert", extra={"alert": kind, "message": message, **fields})
+        log.warning("alert", extra={"alert": kind, "detail": message, **fields})
         hook = getattr(self.settings, "alert_webhook", None)
         if hook:
             try:
@@ -174,6 +174,13 @@ class JobContext:
 
     def clear(self, key: str) -> None:
         self._alerted.pop(key, None)
+
+
+def _named(contract: Any, fn: str, value: Any) -> dict[str, Any]:
+    """A struct returned by web3 as a tuple, as a dict keyed by the ABI's component names."""
+    item = next(i for i in contract.abi if i.get("type") == "function" and i["name"] == fn)
+    components = item["outputs"][0].get("components") or item["outputs"]
+    return {c["name"]: v for c, v in zip(components, value)}
 
 
 def _rows(ctx: JobContext, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
@@ -195,8 +202,8 @@ def expire_requests(ctx: JobContext) -> int:
                         "status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT 50",
                    (ctx.store.chain_id, now)):
         wallet = ctx.contract("AgentWallet", r["wallet"])
-        request = wallet.functions.request(r["request_id"]).call()
-        status, expires_at = int(request[7]), int(request[6])
+        request = _named(wallet, "request", wallet.functions.request(r["request_id"]).call())
+        status, expires_at = int(request["status"]), int(request["expiresAt"])
         if status != REQUEST_PENDING or now < expires_at:
             continue  # already closed on chain (the indexer will catch up), or not yet expired
         try:
