@@ -219,19 +219,21 @@ contract AgentWallet is EIP712 {
 
     // ---------------------------------------------------------------------------------------------
     // Storage
-    //   slot 0  owner (20 bytes) | paused (1) | _lock (1) | requestTtl (8)
-    //           -> every agent action loads this slot once (cold) for the lock and the pause flag;
-    //              the lock's 1 -> 2 -> 1 round trip then costs 2,900 + 100 - 2,800 refund
-    //   slot 1  pendingOwner (20)
-    //   slot 2  requestCount
-    //   slot 3  _agents:  agent => active (1) | paused (1) | nonce (8)
-    //   slot 4  _windows: agent => token => limit (12) | spent (12) | windowIndex (4) | period (4)
-    //   slot 5  _caps:    agent => token => cap (12) | floatCap (12)
-    //   slot 6  isRouterAllowed: router => bool
-    //   slot 7  _requests: id => Request (4 slots, see the struct)
+    //   slot 0  _lock (1 byte) | paused (1) | requestTtl (8) | _firstRouter (20)
+    //           -> every agent action loads this slot once (cold) for the lock and the pause flag,
+    //              and a swap through the first allowlisted router finds it here too; the lock's
+    //              1 -> 2 -> 1 round trip then costs 2,900 + 100 - 2,800 refund
+    //   slot 1  owner (20)            (admin paths only)
+    //   slot 2  pendingOwner (20)
+    //   slot 3  requestCount
+    //   slot 4  _agents:  agent => active (1) | paused (1) | nonce (8)
+    //   slot 5  _windows: agent => token => limit (12) | spent (12) | windowIndex (4) | period (4)
+    //   slot 6  _caps:    agent => token => cap (12) | floatCap (12)
+    //   slot 7  _moreRouters: router => bool   (allowlisted routers besides _firstRouter)
+    //   slot 8  _requests: id => Request (4 slots, see the struct)
     //   code    EIP-712 domain (immutables of EIP712)
-    //   A pay therefore touches slot 0, the agent's slot, the (agent, token) window (read + write)
-    //   and caps (read): four cold slots, one write besides the lock.
+    //   A pay therefore reads four cold slots (slot 0, the agent, the (agent, token) window and
+    //   caps) and writes the window besides the lock; a swap through the first router the same.
 
     /// @notice EIP-712 type of a signed payment intent (see payWithSig).
     bytes32 public constant PAY_TYPEHASH = keccak256(
@@ -247,13 +249,16 @@ contract AgentWallet is EIP712 {
     uint8 private constant UNLOCKED = 1;
     uint8 private constant LOCKED = 2;
 
-    /// @notice Who sets the rules and withdraws.
-    address public owner;
+    uint8 private _lock;
     /// @notice While true, no agent action succeeds and no request executes (withdraw still works).
     bool public paused;
-    uint8 private _lock;
     /// @notice Lifetime of new requests, seconds: a request proposed at t expires at t + requestTtl.
     uint64 public requestTtl;
+    /// @dev One allowlisted router kept in slot 0 (address(0): none), so that swaps through it, the
+    ///      usual one-router wallet, cost no extra cold SLOAD (2,100 gas). Others: _moreRouters.
+    address private _firstRouter;
+    /// @notice Who sets the rules and withdraws.
+    address public owner;
     /// @notice Who may call acceptOwnership (address(0): nobody).
     address public pendingOwner;
     /// @notice Number of requests ever proposed; ids are 1..requestCount.
@@ -261,8 +266,7 @@ contract AgentWallet is EIP712 {
     mapping(address agent => Agent) private _agents;
     mapping(address agent => mapping(address token => Window)) private _windows;
     mapping(address agent => mapping(address token => Caps)) private _caps;
-    /// @notice Whether agents may swap through `router`.
-    mapping(address router => bool) public isRouterAllowed;
+    mapping(address router => bool) private _moreRouters;
     mapping(uint256 requestId => Request) private _requests;
 
     // ---------------------------------------------------------------------------------------------
@@ -320,9 +324,10 @@ contract AgentWallet is EIP712 {
     ///         (swapExactTokensForTokens), output to this wallet. amountIn counts against the
     ///         caller's (agent, path[0]) rule like a payment.
     /// @dev Caller: an active, unpaused agent of an unpaused wallet. The router is approved for
-    ///      exactly amountIn and the approval is set back to 0 afterwards. The output is measured by
-    ///      the wallet's balance of path[last] before and after, and must be >= minOut. Native CRO
-    ///      is swapped as WCRO (put WCRO in the path). Emits Swapped.
+    ///      exactly amountIn and the approval is 0 again when swap returns (a UniswapV2 router pulls
+    ///      all of it; if one did not, the rest is revoked). The output is measured by the wallet's
+    ///      balance of path[last] before and after, and must be >= minOut. CRO is swapped as WCRO:
+    ///      the wallet swaps WCRO it holds (put WCRO in the path). Emits Swapped.
     /// @param router An allowlisted router.
     /// @param amountIn Input, atomic units of path[0], > 0.
     /// @param minOut Least output the wallet must receive (also passed to the router).
@@ -335,7 +340,7 @@ contract AgentWallet is EIP712 {
         returns (uint256 amountOut)
     {
         _requireActiveAgent(msg.sender);
-        if (!isRouterAllowed[router]) revert RouterNotAllowed(router);
+        if (!_isRouterAllowed(router)) revert RouterNotAllowed(router);
         if (block.timestamp > deadline) revert DeadlinePassed(deadline, block.timestamp);
         if (path.length < 2 || path[0] == path[path.length - 1]) revert InvalidPath();
         (uint256 spent, uint256 index) = _spend(msg.sender, path[0], amountIn);
@@ -353,7 +358,8 @@ contract AgentWallet is EIP712 {
     function topUpFloat(address token, uint256 amount) external nonReentrant {
         _requireActiveAgent(msg.sender);
         (uint256 spent, uint256 index) = _spend(msg.sender, token, amount);
-        uint256 balanceAfter = (token == address(0) ? msg.sender.balance : IERC20(token).balanceOf(msg.sender)) + amount;
+        uint256 balanceAfter =
+            (token == address(0) ? msg.sender.balance : IERC20(token).balanceOf(msg.sender)) + amount;
         uint256 floatCap = _caps[msg.sender][token].floatCap;
         if (balanceAfter > floatCap) revert FloatCapExceeded(msg.sender, token, balanceAfter, floatCap);
         SafeTransfer.safeTransferAny(token, msg.sender, amount);
@@ -416,9 +422,9 @@ contract AgentWallet is EIP712 {
         uint256 deadline,
         bytes calldata signature
     ) external nonReentrant {
-        Agent memory a = _requireActiveAgent(agent);
-        bytes32 structHash = keccak256(abi.encode(PAY_TYPEHASH, agent, token, to, amount, ref, a.nonce, deadline));
-        _useSignature(agent, a, structHash, deadline, signature);
+        uint256 nonce = _requireActiveAgent(agent);
+        bytes32 structHash = keccak256(abi.encode(PAY_TYPEHASH, agent, token, to, amount, ref, nonce, deadline));
+        _useSignature(agent, nonce, structHash, deadline, signature);
         _pay(agent, token, to, amount, ref);
     }
 
@@ -443,10 +449,10 @@ contract AgentWallet is EIP712 {
         uint256 deadline,
         bytes calldata signature
     ) external returns (uint256 requestId) {
-        Agent memory a = _requireActiveAgent(agent);
+        uint256 nonce = _requireActiveAgent(agent);
         bytes32 structHash =
-            keccak256(abi.encode(PROPOSE_TYPEHASH, agent, token, to, amount, ref, a.nonce, deadline));
-        _useSignature(agent, a, structHash, deadline, signature);
+            keccak256(abi.encode(PROPOSE_TYPEHASH, agent, token, to, amount, ref, nonce, deadline));
+        _useSignature(agent, nonce, structHash, deadline, signature);
         return _enqueue(agent, token, to, amount, ref);
     }
 
@@ -513,7 +519,13 @@ contract AgentWallet is EIP712 {
     /// @param allowed True to allow.
     function setRouter(address router, bool allowed) external onlyOwner {
         if (router == address(0)) revert ZeroAddress();
-        isRouterAllowed[router] = allowed;
+        if (!allowed) {
+            if (_firstRouter == router) _firstRouter = address(0);
+            _moreRouters[router] = false;
+        } else if (!_isRouterAllowed(router)) {
+            if (_firstRouter == address(0)) _firstRouter = router;
+            else _moreRouters[router] = true;
+        }
         emit RouterSet(router, allowed);
     }
 
@@ -663,6 +675,11 @@ contract AgentWallet is EIP712 {
         return room < cap ? room : cap;
     }
 
+    /// @notice Whether agents may swap through `router` (address(0): never).
+    function isRouterAllowed(address router) external view returns (bool) {
+        return _isRouterAllowed(router);
+    }
+
     /// @notice Request `requestId` (status None and zero fields if there is none).
     function request(uint256 requestId) external view returns (Request memory) {
         return _requests[requestId];
@@ -672,24 +689,31 @@ contract AgentWallet is EIP712 {
     // Internal
 
     /// @dev The one gate of every agent path (invariant 4): wallet unpaused, agent active and
-    ///      unpaused. Returns the agent's slot (its nonce for the signed paths).
-    function _requireActiveAgent(address agent) private view returns (Agent memory a) {
+    ///      unpaused. Returns the agent's nonce (for the signed paths).
+    function _requireActiveAgent(address agent) private view returns (uint256 nonce) {
         if (paused) revert WalletIsPaused();
-        a = _agents[agent];
+        Agent storage a = _agents[agent];
         if (!a.active) revert NotAgent(agent);
         if (a.paused) revert AgentIsPaused(agent);
+        return a.nonce;
     }
 
-    /// @dev Checks a signed intent (deadline, then signature against `a.nonce`) and consumes the
+    /// @dev The allowlist: _firstRouter (slot 0) or _moreRouters. address(0) is never a router
+    ///      (an empty _firstRouter is address(0)).
+    function _isRouterAllowed(address router) private view returns (bool) {
+        return router != address(0) && (router == _firstRouter || _moreRouters[router]);
+    }
+
+    /// @dev Checks a signed intent (deadline, then signature against `nonce`) and consumes the
     ///      nonce. ECDSA.recover returns address(0) for malformed signatures; `agent` is active, so
     ///      never address(0), and the comparison rejects them.
-    function _useSignature(address agent, Agent memory a, bytes32 structHash, uint256 deadline, bytes calldata sig)
+    function _useSignature(address agent, uint256 nonce, bytes32 structHash, uint256 deadline, bytes calldata sig)
         private
     {
         if (block.timestamp > deadline) revert DeadlinePassed(deadline, block.timestamp);
         if (ECDSA.recover(_hashTypedData(structHash), sig) != agent) revert InvalidSignature();
-        _agents[agent].nonce = a.nonce + 1;
-        emit NonceUsed(agent, a.nonce);
+        _agents[agent].nonce = uint64(nonce) + 1; // exact (nonce is stored in 64 bits); + 1 is checked
+        emit NonceUsed(agent, nonce);
     }
 
     /// @dev A payment inside the rule: the common body of pay and payWithSig.
@@ -705,16 +729,17 @@ contract AgentWallet is EIP712 {
     ///      Returns the window's spend including `amount`, and the window index.
     function _spend(address agent, address token, uint256 amount) private returns (uint256, uint256) {
         if (amount == 0) revert ZeroAmount();
-        Caps memory c = _caps[agent][token];
+        Caps storage c = _caps[agent][token];
         // Before any window arithmetic: a token without a rule has cap 0 (and period 0).
         if (amount > c.cap) revert CapExceeded(agent, token, c.cap, amount);
-        Window memory w = _windows[agent][token];
+        Window storage ws = _windows[agent][token];
+        Window memory w = ws;
         (uint256 spent, uint256 index) = _current(w);
         if (spent + amount > w.limit) revert LimitExceeded(agent, token, w.limit, spent, amount);
         spent += amount;
         // Downcasts: spent <= limit < 2^96; index < 2^32 while block.timestamp is (see Window).
-        _windows[agent][token] =
-            Window({limit: w.limit, spent: uint96(spent), windowIndex: uint32(index), period: w.period});
+        ws.spent = uint96(spent);
+        ws.windowIndex = uint32(index);
         return (spent, index);
     }
 
@@ -779,7 +804,8 @@ contract AgentWallet is EIP712 {
         uint256 before = IERC20(tokenOut).balanceOf(address(this));
         SafeTransfer.safeApprove(tokenIn, router, amountIn);
         IUniswapV2Router02(router).swapExactTokensForTokens(amountIn, minOut, path, address(this), deadline);
-        SafeTransfer.safeApprove(tokenIn, router, 0);
+        // A UniswapV2 router pulls exactly amountIn, leaving 0: reset only if it did not.
+        if (IERC20(tokenIn).allowance(address(this), router) != 0) SafeTransfer.safeApprove(tokenIn, router, 0);
         amountOut = IERC20(tokenOut).balanceOf(address(this)) - before;
         if (amountOut < minOut) revert InsufficientOutput(amountOut, minOut);
     }
