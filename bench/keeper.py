@@ -28,7 +28,7 @@ sys.path.insert(0, str(PROJECT_ROOT / "tests" / "keeper"))
 EVENTS = int(os.environ.get("BENCH_KEEPER_EVENTS", "50000"))
 PER_TX = 2_500
 UPDATES_PER_TX = 100  # ServiceUpdated events carry strings: the slow (eth_abi) decoding path
-RANGE = 4             # blocks per eth_getLogs call (~10,000 logs), both for raw and keeper
+RANGE = 2             # blocks per eth_getLogs call (~5,000 logs), both for raw and keeper
 
 
 def rss_mb() -> float:
@@ -70,7 +70,7 @@ def keeper_rate(stack, start: int, head: int, directory: Path) -> tuple[float, i
     contracts = contracts_from_manifest(stack.manifest)
     decoder = default_decoder()
     indexer = Indexer(lambda: Source(Rpc(stack.url, timeout=60), contracts, decoder), store,
-                      IndexerConfig(start_block=start, max_range=RANGE, min_range=1, max_logs=12_000,
+                      IndexerConfig(start_block=start, max_range=RANGE, min_range=1, max_logs=6_000,
                                     poll_interval=0.01))
     samples: list[tuple[int, float]] = []
     done = threading.Event()
