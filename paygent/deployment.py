@@ -36,9 +36,9 @@ DAY = 86_400
 ROUTER_FEE_BPS = 100
 ROUTER_MAX_FEE_BPS = 500
 
-# Seeded AMM: 100,000 USDC.e against 1,000,000 WCRO (1 CRO = 0.10 USDC.e).
-POOL_USDC = 100_000 * ONE_USDC
-POOL_WCRO = 1_000_000 * ONE_CRO
+# Seeded AMM: 10,000 USDC.e against 100,000 WCRO (1 CRO = 0.10 USDC.e).
+POOL_USDC = 10_000 * ONE_USDC
+POOL_WCRO = 100_000 * ONE_CRO
 
 DEMO_PORT = 8402
 
@@ -173,10 +173,7 @@ def _deploy_local(network: Network, deployer: Any, accounts: Any, log: Callable[
     record: dict[str, manifests.DeployedContract] = {}
 
     def deployed(name: str, instance: Any) -> Any:
-        receipt = instance.receipt
-        record[name] = manifests.DeployedContract(
-            address=instance.address, tx_hash=receipt.txn_hash, block=receipt.block_number
-        )
+        record[name] = _record(instance)
         log(f"  {name:<18} {instance.address}")
         return instance
 
@@ -249,6 +246,14 @@ def _deploy_local(network: Network, deployer: Any, accounts: Any, log: Callable[
     )
 
 
+def _record(instance: Any) -> manifests.DeployedContract:
+    """Address, creation transaction and block of a contract ape just deployed."""
+    from ape import chain
+
+    receipt = chain.get_receipt(instance.txn_hash)
+    return manifests.DeployedContract(address=instance.address, tx_hash=receipt.txn_hash, block=receipt.block_number)
+
+
 def place_standin(contract_container: Any, address: str, deployer: Any) -> Any:
     """Deploy a stand-in normally, then copy its runtime code to `address` (anvil only).
 
@@ -294,13 +299,9 @@ def _deploy_remote(network: Network, deployer: Any, log: Callable[[str], None]) 
 
     log(f"{network.name}: deploying Paygent from {deployer.address}")
     registry = deployer.deploy(project.ServiceRegistry)
-    record["ServiceRegistry"] = manifests.DeployedContract(
-        address=registry.address, tx_hash=registry.receipt.txn_hash, block=registry.receipt.block_number
-    )
+    record["ServiceRegistry"] = _record(registry)
     router = deployer.deploy(project.PaymentRouter, registry, deployer, deployer, ROUTER_FEE_BPS, ROUTER_MAX_FEE_BPS)
-    record["PaymentRouter"] = manifests.DeployedContract(
-        address=router.address, tx_hash=router.receipt.txn_hash, block=router.receipt.block_number
-    )
+    record["PaymentRouter"] = _record(router)
     return manifests.Manifest(
         network=network.name,
         chain_id=chain.chain_id,
