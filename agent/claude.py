@@ -55,7 +55,8 @@ def _block_to_param(block: Any) -> dict[str, Any] | None:
 
 
 class ClaudePlanner:
-    """Claude tool use through an `anthropic.Anthropic` client (pass one built with a fake transport in tests)."""
+    """Claude tool use through an `anthropic.Anthropic` client (tests pass one whose `http_client` is an
+    httpx2.Client over a fake transport — the anthropic 2.x package is built on httpx2, not httpx)."""
 
     name = "claude"
 
