@@ -471,7 +471,7 @@ class ChainToolbox:
         self._send(self.wallet.functions.topUpFloat(token.address, want), "float top-up")
         return want
 
-    def _x402_client(self, svc: dict[str, Any], price: int) -> Any:
+    def _x402_client(self, svc: dict[str, Any], ceiling: int) -> Any:
         from agent.signer import LocalSigner
         from agent.x402_client import Budget, Offer, PaymentPlanner, X402Client
         from paygent.eip3009 import DomainReader
@@ -492,7 +492,8 @@ class ChainToolbox:
             return None if same_address(offer.pay_to, pay_to) else "registry_mismatch"
 
         signer = LocalSigner(self._account, clock=self._now)
-        planner = PaymentPlanner(signer, self._domains, self.network, svc["token"], Budget(price, price),
+        # The registry check pins the exact price; the budget is the caller's ceiling for this one call.
+        planner = PaymentPlanner(signer, self._domains, self.network, svc["token"], Budget(ceiling, ceiling),
                                  router=self.router.address, check=registry_check)
         return X402Client(planner, http=self.http, max_retries=3)
 
@@ -511,7 +512,7 @@ class ChainToolbox:
                             "per call", hint="raise max_price if the user agrees")
         topped = self._ensure_float(tok, price)
         url = svc["endpoint"] + (args.path or "")
-        client = self._x402_client(svc, price)
+        client = self._x402_client(svc, ceiling)
         started = time.perf_counter()
         try:
             paid = client.get(url)
