@@ -180,6 +180,19 @@ def reverts_with(error: Any, **inputs: Any) -> Iterator[None]:
         raise AssertionError(f"expected revert {error.__name__}{inputs}, the call succeeded")
 
 
+@contextmanager
+def reverts_with_data(expected: str) -> Iterator[None]:
+    """The block must revert with exactly this revert data (hex), e.g. an error bubbled up from another
+    contract that ape cannot name (build it with `error_data`)."""
+    try:
+        yield
+    except ContractLogicError as exc:
+        actual = str(exc.message).lower()
+        assert actual == expected.lower(), f"revert data {actual} != expected {expected}"
+    else:
+        raise AssertionError(f"expected revert {expected}, the call succeeded")
+
+
 def logs(receipt: Any) -> list[tuple[str, str, dict]]:
     """Every log of the transaction in order: (emitter, event name, arguments)."""
     return [(addr(log.contract_address), log.event_name, norm_args(log.event_arguments)) for log in receipt.events]
