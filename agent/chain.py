@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -25,6 +27,9 @@ from web3 import Web3
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError
 from web3.providers.rpc import HTTPProvider
 
+from agent.signer import LocalSigner
+from agent.x402_client import Budget, Offer, PaymentPlanner, PaymentRefused, X402Client
+from agent.rpc import Rpc, RpcError, TxFailed, event, fn, logs
 from agent.tools import (CallService, Cost, DiscoverServices, GetBalances, GetHistory, GetLimits, PayAddress,
                          PayService, QuoteSwap, RequestApproval, Subscribe, Swap, ToolError, ToolInput)
 from paygent.manifest import Manifest
@@ -40,13 +45,30 @@ ERROR_CONTRACTS = ("AgentWallet", "PaymentRouter", "ServiceRegistry", "VVSRouter
 
 
 class IoClock:
+    """Seconds spent waiting on something outside the agent: RPC round trips, HTTP, and the waits
+    for a transaction to be mined or for the owner to decide. Nested waits count once."""
+
     def __init__(self) -> None:
         self.seconds = 0.0
         self._lock = threading.Lock()
+        self._local = threading.local()
 
     def add(self, seconds: float) -> None:
+        if getattr(self._local, "depth", 0):
+            return  # inside a timed wait: already counted by it
         with self._lock:
             self.seconds += seconds
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        depth = getattr(self._local, "depth", 0)
+        self._local.depth = depth + 1
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._local.depth = depth
+            self.add(time.perf_counter() - started)
 
 
 class TimedHTTPProvider(HTTPProvider):
@@ -116,6 +138,26 @@ class RevertDecoder:
                     selector = function_abi_to_4byte_selector(entry)
                     self._errors[selector] = (entry["name"], [i["type"] for i in entry["inputs"]],
                                               [i["name"] for i in entry["inputs"]])
+
+    def decode_data(self, data: str | None, message: str = "") -> tuple[str, dict[str, Any]]:
+        """(error name or revert string, arguments) from raw revert data."""
+        if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
+            raw = bytes.fromhex(data[2:])
+            if raw[:4] == bytes.fromhex("08c379a0"):
+                try:
+                    return str(abi_decode(["string"], raw[4:])[0]), {}
+                except Exception:  # noqa: BLE001
+                    return message, {}
+            found = self._errors.get(raw[:4])
+            if found:
+                name, types, names = found
+                try:
+                    values = abi_decode(types, raw[4:])
+                except Exception:  # noqa: BLE001
+                    return name, {}
+                return name, {n: ("0x" + v.hex() if isinstance(v, bytes) else v) for n, v in zip(names, values)}
+            return f"unknown error {data[:10]}", {}
+        return message.removeprefix("execution reverted: ") or "reverted", {}
 
     def decode(self, exc: Exception) -> tuple[str, dict[str, Any]]:
         """(error name or revert message, arguments)."""
@@ -207,6 +249,7 @@ class ChainToolbox:
         self.approval_poll_seconds = approval_poll_seconds
         self.receipt_poll = receipt_poll
         self.decoder = RevertDecoder()
+        self.rpc = Rpc(w3, int(manifest.chain_id), receipt_poll, waiting=self.io.waiting)
 
         def contract(address: str, name: str) -> Any:
             return w3.eth.contract(address=to_checksum_address(address), abi=abi(name))
@@ -220,7 +263,6 @@ class ChainToolbox:
         self.chain_id = int(manifest.chain_id)
         self._token_abi = abi("FiatTokenLocal")
         self._tokens: dict[str, Token] = {}
-        self._erc20: dict[str, Any] = {}
         self._services: list[dict[str, Any]] | None = None
         self._services_source = "chain"
         self._keeper_down_until = 0.0
@@ -232,6 +274,16 @@ class ChainToolbox:
     def io_seconds(self) -> float:
         return self.io.seconds
 
+    def _call(self, to: str, contract: str, name: str, *args: Any) -> Any:
+        return self.rpc.call(to, fn(contract, name), *args)
+
+    def _w(self, name: str, *args: Any) -> Any:
+        """A view of the AgentWallet."""
+        return self.rpc.call(self.wallet.address, fn("AgentWallet", name), *args)
+
+    def _balance(self, token: str, who: str) -> int:
+        return int(self.rpc.call(token, fn("FiatTokenLocal", "balanceOf"), who))
+
     def token(self, symbol: str) -> Token:
         key = symbol.strip().upper().removesuffix(".E")
         key = {"CRO": "WCRO"}.get(key, key)
@@ -239,7 +291,7 @@ class ChainToolbox:
             raise ToolError("unknown_token", f"unknown token {symbol!r}", hint="use USDC (USDC.e) or WCRO (CRO)")
         if key not in self._tokens:
             address = to_checksum_address(self.manifest.address(key))
-            decimals = int(self._erc(address).functions.decimals().call())
+            decimals = int(self._call(address, "FiatTokenLocal", "decimals"))
             self._tokens[key] = Token("USDC.e" if key == "USDC" else "WCRO", address, decimals)
         return self._tokens[key]
 
@@ -249,11 +301,6 @@ class ChainToolbox:
             if tok.address.lower() == address.lower():
                 return tok
         return None
-
-    def _erc(self, address: str) -> Any:
-        if address not in self._erc20:
-            self._erc20[address] = self.w3.eth.contract(address=to_checksum_address(address), abi=self._token_abi)
-        return self._erc20[address]
 
     def known_payees(self) -> set[str]:
         payees = {self.router.address.lower()}
@@ -321,15 +368,16 @@ class ChainToolbox:
         else:
             self._services_source = "chain"
             services = []
-            count = int(self.registry.functions.serviceCount().call())
+            registry = self.registry.address
+            count = int(self._call(registry, "ServiceRegistry", "serviceCount"))
             for sid in range(1, count + 1):
-                s = self.registry.functions.getService(sid).call()
-                pay_to, price, token, model, active, period, _provider, name, endpoint, metadata = s[:10]
-                services.append({"id": sid, "name": name, "endpoint": endpoint,
+                s = self._call(registry, "ServiceRegistry", "getService", sid)
+                model = int(s["model"])
+                services.append({"id": sid, "name": s["name"], "endpoint": s["endpoint"],
                                  "model": MODELS[model] if model < 3 else str(model),
-                                 "token": to_checksum_address(token), "price": int(price), "period": int(period),
-                                 "payTo": to_checksum_address(pay_to), "description": _description(metadata),
-                                 "active": bool(active)})
+                                 "token": to_checksum_address(s["token"]), "price": int(s["price"]),
+                                 "period": int(s["period"]), "payTo": to_checksum_address(s["payTo"]),
+                                 "description": _description(s["metadataURI"]), "active": bool(s["active"])}) 
         self._services = services
         return services
 
@@ -380,21 +428,20 @@ class ChainToolbox:
     # --- limits ------------------------------------------------------------------------------------
 
     def _limits(self, token: Token) -> dict[str, int]:
-        f = self.wallet.functions
-        limit, cap, period, float_cap = f.rule(self.agent, token.address).call()
-        spent, window, ends = f.spentInWindow(self.agent, token.address).call()
-        available = f.available(self.agent, token.address).call()
+        limit, cap, period, float_cap = self._w("rule", self.agent, token.address)
+        spent, window, ends = self._w("spentInWindow", self.agent, token.address)
+        available = self._w("available", self.agent, token.address)
         return {"limit": limit, "cap": cap, "period": period, "floatCap": float_cap, "spent": spent,
                 "windowIndex": window, "windowEndsAt": ends, "available": available}
 
     def _require_available(self, token: Token, amount: int, what: str,
                            hint: str = "ask the owner with request_approval") -> dict[str, int]:
         lim = self._limits(token)
-        active, paused = self.wallet.functions.agentInfo(self.agent).call()
+        active, paused = self._w("agentInfo", self.agent)
         if not active:
             raise ToolError("not_an_agent", f"{self.agent} is not an agent of wallet {self.wallet.address}",
                             hint="the owner must add this agent key")
-        if paused or self.wallet.functions.paused().call():
+        if paused or self._w("paused"):
             raise ToolError("agent_paused", "the owner paused this agent or the wallet", hint="ask the owner")
         if amount > lim["available"]:
             kind = "cap" if amount > lim["cap"] else "window"
@@ -409,37 +456,35 @@ class ChainToolbox:
 
     # --- transactions --------------------------------------------------------------------------------
 
-    def _send(self, fn: Any, what: str) -> Any:
-        with self._nonce_lock:
-            try:
-                tx = fn.build_transaction({
-                    "from": self.agent, "chainId": self.chain_id,
-                    "nonce": self.w3.eth.get_transaction_count(self.agent, "pending"),
-                    "gasPrice": self.w3.eth.gas_price,
-                })
-            except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
-                raise self._revert(exc, what) from None
-            tx["gas"] = int(tx["gas"] * 5 // 4) + 10_000  # headroom over the estimate (refunds, 63/64 rule)
-            signed = self._account.sign_transaction(tx)
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=180, poll_latency=self.receipt_poll)
-        if receipt["status"] != 1:
+    def _send(self, to: str, data: bytes, what: str) -> dict[str, Any]:
+        """Sign and send an agent transaction; a revert becomes a structured ToolError."""
+        try:
+            return self.rpc.send(self._account, to, data)
+        except RpcError as exc:
+            raise self._revert_data(exc.data, exc.message, what) from None
+        except TxFailed as failed:
             # Replay it on the state it ran against to name the reason.
+            tx = failed.receipt["_tx"]
             try:
-                self.w3.eth.call({k: tx[k] for k in ("from", "to", "data", "value") if k in tx},
-                                 receipt["blockNumber"] - 1)
-            except (ContractCustomError, ContractLogicError, ContractPanicError) as exc:
-                err = self._revert(exc, what)
-                err.details["tx"] = hexstr(tx_hash)
+                self.rpc.request("eth_call", [tx, hex(int(failed.receipt["blockNumber"], 16) - 1)])
+            except RpcError as exc:
+                err = self._revert_data(exc.data, exc.message, what)
+                err.details["tx"] = failed.tx_hash
                 raise err from None
-            except Exception:  # noqa: BLE001 - the replay is best effort
-                pass
-            raise ToolError("transaction_failed", f"{what}: transaction {hexstr(tx_hash)} reverted (gas used "
-                            f"{receipt['gasUsed']} of {tx.get('gas')})", tx=hexstr(tx_hash))
-        return receipt
+            raise ToolError("transaction_failed", f"{what}: transaction {failed.tx_hash} reverted",
+                            tx=failed.tx_hash) from None
+
+    def _revert_data(self, data: str | None, message: str, what: str) -> ToolError:
+        name, values = self.decoder.decode_data(data, message)
+        return self._tool_error(name, values, what)
 
     def _revert(self, exc: Exception, what: str) -> ToolError:
+        if isinstance(exc, RpcError):
+            return self._revert_data(exc.data, exc.message, what)
         name, values = self.decoder.decode(exc)
+        return self._tool_error(name, values, what)
+
+    def _tool_error(self, name: str, values: dict[str, Any], what: str) -> ToolError:
         code = ERROR_CODES.get(name, "insufficient_funds" if "exceeds balance" in name else "transaction_reverted")
         shown = ", ".join(f"{k}={v}" for k, v in values.items())
         hint = {"over_limit": "ask the owner with request_approval", "slippage_exceeded": "quote again or allow more slippage",
@@ -450,13 +495,13 @@ class ChainToolbox:
         return keccak(text=text)
 
     def _now(self) -> int:
-        return int(self.w3.eth.get_block("latest")["timestamp"])
+        return int(self.rpc.request("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
 
     # --- x402 --------------------------------------------------------------------------------------
 
     def _ensure_float(self, token: Token, amount: int) -> int:
         """Make sure the hot key holds `amount`: top up from the wallet if needed. Returns the top-up."""
-        balance = int(self._erc(token.address).functions.balanceOf(self.agent).call())
+        balance = self._balance(token.address, self.agent)
         if balance >= amount:
             return 0
         lim = self._limits(token)
@@ -468,12 +513,10 @@ class ChainToolbox:
                             hint="ask the owner to raise the float cap", kind="float", amount=amount,
                             amount_human=token.human(amount))
         self._require_available(token, want, "float top-up", hint="wait for the next window or ask the owner")
-        self._send(self.wallet.functions.topUpFloat(token.address, want), "float top-up")
+        self._send(self.wallet.address, fn("AgentWallet", "topUpFloat").data(token.address, want), "float top-up")
         return want
 
     def _x402_client(self, svc: dict[str, Any], ceiling: int) -> Any:
-        from agent.signer import LocalSigner
-        from agent.x402_client import Budget, Offer, PaymentPlanner, X402Client
         from paygent.eip3009 import DomainReader
         from paygent.wire.common import same_address
 
@@ -482,7 +525,8 @@ class ChainToolbox:
 
         def registry_check(offer: Offer) -> str | None:
             # The registry is the source of truth: live terms, read now, must match the 402.
-            active, _model, token, reg_price, _period, pay_to = self.registry.functions.paymentTerms(svc["id"]).call()
+            active, _model, token, reg_price, _period, pay_to = self._call(
+                self.registry.address, "ServiceRegistry", "paymentTerms", svc["id"])
             if not active:
                 return "service_inactive"
             if not same_address(offer.asset, token) or offer.amount != int(reg_price):
@@ -498,8 +542,6 @@ class ChainToolbox:
         return X402Client(planner, http=self.http, max_retries=3)
 
     def call_service(self, args: CallService) -> dict[str, Any]:
-        from agent.x402_client import PaymentRefused
-
         svc = self.service(args.service)
         if not svc["active"]:
             raise ToolError("service_inactive", f"{svc['name']} is deactivated in the registry",
@@ -553,12 +595,13 @@ class ChainToolbox:
 
     def _pay(self, token: Token, to: str, amount: int, ref: bytes, what: str) -> dict[str, Any]:
         self._require_available(token, amount, what)
-        balance = int(self._erc(token.address).functions.balanceOf(self.wallet.address).call())
+        balance = self._balance(token.address, self.wallet.address)
         if balance < amount:
             raise ToolError("insufficient_funds", f"the wallet holds {token.text(balance)}, {what} needs "
                             f"{token.text(amount)}", hint="the owner must fund the wallet")
-        receipt = self._send(self.wallet.functions.pay(token.address, to_checksum_address(to), amount, ref), what)
-        return {"tx": hexstr(receipt["transactionHash"]), "block": receipt["blockNumber"]}
+        receipt = self._send(self.wallet.address,
+                             fn("AgentWallet", "pay").data(token.address, to_checksum_address(to), amount, ref), what)
+        return {"tx": receipt["transactionHash"], "block": int(receipt["blockNumber"], 16)}
 
     def pay_service(self, args: PayService) -> dict[str, Any]:
         svc = self.service(args.service)
@@ -595,8 +638,8 @@ class ChainToolbox:
 
     def _amount_out(self, amount: int, path: list[str]) -> int:
         try:
-            return int(self.vvs.functions.getAmountsOut(amount, path).call()[-1])
-        except (ContractCustomError, ContractLogicError) as exc:
+            return int(self._call(self.vvs.address, "VVSRouter", "getAmountsOut", amount, path)[-1])
+        except RpcError as exc:
             raise self._revert(exc, "quote") from None
 
     def quote_swap(self, args: QuoteSwap) -> dict[str, Any]:
@@ -609,28 +652,29 @@ class ChainToolbox:
 
     def swap(self, args: Swap) -> dict[str, Any]:
         tin, tout, amount, path = self._swap_path(args.token_in, args.token_out, args.amount_in)
-        if not self.wallet.functions.isRouterAllowed(self.vvs.address).call():
+        if not self._w("isRouterAllowed", self.vvs.address):
             raise ToolError("router_not_allowed", f"the wallet does not allow router {self.vvs.address}",
                             hint="the owner must allowlist it")
         self._require_available(tin, amount, f"swapping {tin.text(amount)}",
                                 hint="swaps cannot be approved by the owner; wait for the next window or ask the "
                                      "owner to raise the limit")
-        balance = int(self._erc(tin.address).functions.balanceOf(self.wallet.address).call())
+        balance = self._balance(tin.address, self.wallet.address)
         if balance < amount:
             raise ToolError("insufficient_funds", f"the wallet holds {tin.text(balance)}, the swap needs {tin.text(amount)}")
         quoted = self._amount_out(amount, path)
         min_out = quoted * (10_000 - args.slippage_bps) // 10_000
         deadline = self._now() + args.deadline_seconds
-        receipt = self._send(self.wallet.functions.swap(self.vvs.address, amount, min_out, path, deadline),
+        receipt = self._send(self.wallet.address,
+                             fn("AgentWallet", "swap").data(self.vvs.address, amount, min_out, path, deadline),
                              f"swapping {tin.text(amount)}")
         received = quoted
-        for event in self.wallet.events.Swapped().process_receipt(receipt, errors=_DISCARD):
-            received = int(event["args"]["amountOut"])
-        return {"tx": hexstr(receipt["transactionHash"]), "amount_in": tin.human(amount), "token_in": tin.symbol,
+        for swapped in logs(receipt, self.wallet.address, event("AgentWallet", "Swapped")):
+            received = int(swapped["amountOut"])
+        return {"tx": receipt["transactionHash"], "amount_in": tin.human(amount), "token_in": tin.symbol,
                 "amount_out": tout.human(received), "token_out": tout.symbol, "quoted_out": tout.human(quoted),
                 "min_out": tout.human(min_out), "slippage_bps": args.slippage_bps, "deadline": deadline,
                 "summary": f"Swapped {tin.text(amount)} -> {tout.text(received)} (min {tout.text(min_out)}, "
-                           f"{args.slippage_bps} bps; tx {hexstr(receipt['transactionHash'])[:10]}…)",
+                           f"{args.slippage_bps} bps; tx {receipt['transactionHash'][:10]}…)",
                 "_spent": amount if tin.symbol == "USDC.e" else 0}
 
     # --- subscriptions ------------------------------------------------------------------------------
@@ -645,12 +689,13 @@ class ChainToolbox:
         tok = self._token_for(svc)
         amount = svc["price"] * args.periods
         topped = self._ensure_float(tok, amount)
-        self._send(self._erc(tok.address).functions.approve(self.router.address, amount), "approving the router")
+        self._send(tok.address, fn("FiatTokenLocal", "approve").data(self.router.address, amount),
+                   "approving the router")
         ref = self._ref(f"paygent:subscribe:{svc['id']}")
-        receipt = self._send(self.router.functions.subscribe(svc["id"], args.periods, ref),
+        receipt = self._send(self.router.address, fn("PaymentRouter", "subscribe").data(svc["id"], args.periods, ref),
                              f"subscribing to {svc['name']}")
-        expires = int(self.router.functions.subscriptionExpiry(svc["id"], self.agent).call())
-        return {"tx": hexstr(receipt["transactionHash"]), "service": svc["name"], "periods": args.periods,
+        expires = int(self._call(self.router.address, "PaymentRouter", "subscriptionExpiry", svc["id"], self.agent))
+        return {"tx": receipt["transactionHash"], "service": svc["name"], "periods": args.periods,
                 "paid": tok.human(amount), "expires_at": expires, "float_topup": tok.human(topped),
                 "summary": f"Subscribed to {svc['name']} for {args.periods} period(s): paid {tok.text(amount)}, "
                            f"active until {_utc(expires)}",
@@ -664,10 +709,7 @@ class ChainToolbox:
         return to_checksum_address(args.to) if args.to else self.service(args.service or "")["payTo"]
 
     def request(self, request_id: int) -> dict[str, Any]:
-        fn = self.wallet.functions.request(request_id)
-        values = fn.call()
-        names = [c["name"] for c in fn.abi["outputs"][0]["components"]]
-        out = dict(zip(names, values))
+        out = self._w("request", request_id)
         out["status"] = REQUEST_STATUS[int(out["status"])] if int(out["status"]) < len(REQUEST_STATUS) else str(out["status"])
         return out
 
@@ -676,18 +718,20 @@ class ChainToolbox:
         amount = tok.atomic(args.amount)
         to = self._approval_recipient(args)
         ref = self._ref(f"paygent:approval:{args.reason}")
-        receipt = self._send(self.wallet.functions.propose(tok.address, to, amount, ref), "proposing")
+        receipt = self._send(self.wallet.address, fn("AgentWallet", "propose").data(tok.address, to, amount, ref),
+                             "proposing")
         request_id = None
-        for event in self.wallet.events.RequestProposed().process_receipt(receipt, errors=_DISCARD):
-            request_id = int(event["args"]["requestId"])
+        for proposed in logs(receipt, self.wallet.address, event("AgentWallet", "RequestProposed")):
+            request_id = int(proposed["requestId"])
         if request_id is None:
             raise ToolError("transaction_failed", "propose succeeded but no RequestProposed event was found")
         wait = self.approval_wait_seconds if args.wait_seconds is None else args.wait_seconds
         deadline = time.monotonic() + wait
         state = self.request(request_id)
-        while state["status"] == "pending" and time.monotonic() < deadline:
-            time.sleep(self.approval_poll_seconds)
-            state = self.request(request_id)
+        with self.io.waiting():  # the owner's decision is not the agent's time
+            while state["status"] == "pending" and time.monotonic() < deadline:
+                time.sleep(self.approval_poll_seconds)
+                state = self.request(request_id)
         status = state["status"]
         approved = int(state.get("approvedAmount", 0))
         summary = {
@@ -701,7 +745,7 @@ class ChainToolbox:
         }.get(status, f"Request #{request_id}: {status}")
         return {"ok": status in ("executed", "pending"), "request_id": request_id, "status": status,
                 "amount": tok.human(amount), "approved_amount": tok.human(approved), "token": tok.symbol, "to": to,
-                "expires_at": int(state.get("expiresAt", 0)), "tx": hexstr(receipt["transactionHash"]),
+                "expires_at": int(state.get("expiresAt", 0)), "tx": receipt["transactionHash"],
                 "summary": summary, "_spent": approved if status == "executed" and tok.symbol == "USDC.e" else 0}
 
     # --- reads --------------------------------------------------------------------------------------
@@ -711,11 +755,12 @@ class ChainToolbox:
         wallet = self.wallet.address
         out = {
             "wallet": wallet, "agent": self.agent,
-            "wallet_usdc": usdc.human(self._erc(usdc.address).functions.balanceOf(wallet).call()),
-            "wallet_wcro": wcro.human(self._erc(wcro.address).functions.balanceOf(wallet).call()),
-            "wallet_cro": Token("CRO", "", 18).human(self.w3.eth.get_balance(wallet)),
-            "agent_float_usdc": usdc.human(self._erc(usdc.address).functions.balanceOf(self.agent).call()),
-            "agent_cro_for_gas": Token("CRO", "", 18).human(self.w3.eth.get_balance(self.agent)),
+            "wallet_usdc": usdc.human(self._balance(usdc.address, wallet)),
+            "wallet_wcro": wcro.human(self._balance(wcro.address, wallet)),
+            "wallet_cro": Token("CRO", "", 18).human(int(self.rpc.request("eth_getBalance", [wallet, "latest"]), 16)),
+            "agent_float_usdc": usdc.human(self._balance(usdc.address, self.agent)),
+            "agent_cro_for_gas": Token("CRO", "", 18).human(
+                int(self.rpc.request("eth_getBalance", [self.agent, "latest"]), 16)),
         }
         out["summary"] = (f"Wallet {wallet[:10]}…: {out['wallet_usdc']} USDC.e, {out['wallet_wcro']} WCRO, "
                           f"{out['wallet_cro']} CRO; agent hot key float {out['agent_float_usdc']} USDC.e")
@@ -724,8 +769,8 @@ class ChainToolbox:
     def get_limits(self, args: GetLimits) -> dict[str, Any]:
         tok = self.token(args.token)
         lim = self._limits(tok)
-        active, paused = self.wallet.functions.agentInfo(self.agent).call()
-        wallet_paused = self.wallet.functions.paused().call()
+        active, paused = self._w("agentInfo", self.agent)
+        wallet_paused = self._w("paused")
         out = {"token": tok.symbol, "limit": tok.human(lim["limit"]), "cap": tok.human(lim["cap"]),
                "period_seconds": lim["period"], "float_cap": tok.human(lim["floatCap"]),
                "spent": tok.human(lim["spent"]), "available": tok.human(lim["available"]),
@@ -738,42 +783,72 @@ class ChainToolbox:
         return out
 
     def get_history(self, args: GetHistory) -> dict[str, Any]:
-        start = self.manifest.deployment_block
+        start = hex(self.manifest.deployment_block)
+        agent_topic = "0x" + "0" * 24 + self.agent[2:].lower()
         events: list[tuple[int, int, str]] = []
-
-        def add(event_name: str, flt: dict[str, Any], contract: Any, fmt: Any) -> None:
-            for log in getattr(contract.events, event_name)().get_logs(from_block=start, argument_filters=flt):
-                events.append((log["blockNumber"], log["logIndex"], fmt(log["args"])))
 
         def amt(token: str, value: int) -> str:
             tok = self.token_by_address(token)
             return tok.text(value) if tok else f"{value} of {token}"
 
-        w, a = self.wallet, {"agent": self.agent}
-        add("Paid", a, w, lambda e: f"paid {amt(e['token'], e['amount'])} to {e['to']}")
-        add("Swapped", a, w, lambda e: f"swapped {amt(e['tokenIn'], e['amountIn'])} -> {amt(e['tokenOut'], e['amountOut'])}")
-        add("FloatToppedUp", a, w, lambda e: f"float top-up {amt(e['token'], e['amount'])}")
-        add("RequestProposed", a, w, lambda e: f"approval #{e['requestId']} asked: {amt(e['token'], e['amount'])} to {e['to']}")
-        add("RequestExecuted", a, w, lambda e: f"approval #{e['requestId']} executed: {amt(e['token'], e['approvedAmount'])}")
-        add("RequestRejected", a, w, lambda e: f"approval #{e['requestId']} rejected")
+        def add(contract: str, address: str, name: str, fmt: Any) -> None:
+            ev = event(contract, name)
+            found = self.rpc.request("eth_getLogs", [{"address": address, "fromBlock": start, "toBlock": "latest",
+                                                      "topics": ["0x" + ev.topic.hex(), agent_topic]}])
+            for log in found:
+                fields = logs({"logs": [log]}, address, ev)[0]
+                events.append((int(log["blockNumber"], 16), int(log["logIndex"], 16), fmt(fields)))
+
+        w = self.wallet.address
         names = {s["id"]: s["name"] for s in self.services()}
-        add("PaymentMade", {"payer": self.agent}, self.router,
-            lambda e: f"x402/router payment {amt(e['token'], e['amount'])} to service {names.get(e['serviceId'], e['serviceId'])}")
+        add("AgentWallet", w, "Paid", lambda e: f"paid {amt(e['token'], e['amount'])} to {to_checksum_address(e['to'])}")
+        add("AgentWallet", w, "Swapped",
+            lambda e: f"swapped {amt(e['tokenIn'], e['amountIn'])} -> {amt(e['tokenOut'], e['amountOut'])}")
+        add("AgentWallet", w, "FloatToppedUp", lambda e: f"float top-up {amt(e['token'], e['amount'])}")
+        # RequestProposed/Executed/Rejected index the request id first, the agent second: filter after decoding.
+        for name, fmt in (("RequestProposed", lambda e: f"approval #{e['requestId']} asked: "
+                           f"{amt(e['token'], e['amount'])} to {to_checksum_address(e['to'])}"),
+                          ("RequestExecuted", lambda e: f"approval #{e['requestId']} executed: "
+                           f"{amt(e['token'], e['approvedAmount'])}"),
+                          ("RequestRejected", lambda e: f"approval #{e['requestId']} rejected")):
+            ev = event("AgentWallet", name)
+            found = self.rpc.request("eth_getLogs", [{"address": w, "fromBlock": start, "toBlock": "latest",
+                                                      "topics": ["0x" + ev.topic.hex(), None, agent_topic]}])
+            for log in found:
+                events.append((int(log["blockNumber"], 16), int(log["logIndex"], 16),
+                               fmt(logs({"logs": [log]}, w, ev)[0])))
+        ev = event("PaymentRouter", "PaymentMade")
+        for log in self.rpc.request("eth_getLogs", [{"address": self.router.address, "fromBlock": start,
+                                                     "toBlock": "latest",
+                                                     "topics": ["0x" + ev.topic.hex(), None, None, agent_topic]}]):
+            e = logs({"logs": [log]}, self.router.address, ev)[0]
+            events.append((int(log["blockNumber"], 16), int(log["logIndex"], 16),
+                           f"x402/router payment {amt(e['token'], e['amount'])} to service "
+                           f"{names.get(e['serviceId'], e['serviceId'])}"))
         events.sort()
         recent = events[-args.limit:]
         lines = [f"block {b}: {text}" for b, _i, text in recent]
         return {"entries": lines, "count": len(lines),
                 "summary": "History:\n" + "\n".join(f"    {line}" for line in lines) if lines else "No history yet."}
 
+    def warm_up(self) -> None:
+        """Load what every session needs once (ABIs, token decimals, the USDC.e EIP-712 domain), so tool
+        calls do not pay for it. Startup work, reported separately by the benchmark."""
+        from paygent.eip3009 import DomainReader
 
-class _Discard:
-    pass
-
-
-try:  # web3 7: process_receipt(errors=DISCARD)
-    from web3.logs import DISCARD as _DISCARD
-except ImportError:  # pragma: no cover
-    _DISCARD = _Discard()  # type: ignore[assignment]
+        for contract, names in (("AgentWallet", ("rule", "spentInWindow", "available", "agentInfo", "paused", "pay",
+                                                 "swap", "topUpFloat", "propose", "request", "isRouterAllowed")),
+                                ("FiatTokenLocal", ("balanceOf", "decimals", "approve")),
+                                ("VVSRouter", ("getAmountsOut",)),
+                                ("ServiceRegistry", ("serviceCount", "getService", "paymentTerms")),
+                                ("PaymentRouter", ("subscribe", "subscriptionExpiry"))):
+            for name in names:
+                fn(contract, name)
+        usdc = self.token("USDC")
+        self.token("WCRO")
+        if self._domains is None:
+            self._domains = DomainReader(self.w3)
+        self._domains.domain(usdc.address)
 
 
 def _description(metadata: str) -> str:

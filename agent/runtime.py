@@ -102,6 +102,7 @@ def build_runtime(settings: AgentSettings, *, http: Any = None, memory: bool = T
                                http=http, memory=mem, io=io, max_price_per_call=settings.max_price_per_call,
                                float_topup=settings.float_topup, approval_wait_seconds=settings.approval_wait_seconds,
                                approval_poll_seconds=settings.approval_poll_seconds)
+        toolbox.warm_up()
     except (ArtifactsMissingError, manifests.ManifestError) as exc:
         raise SetupError(str(exc), "run `make compile` / deploy first") from None
     return Runtime(settings, network, manifest, w3, toolbox, mem, io)

@@ -263,7 +263,10 @@ class Demo:
         runtime = build_runtime(settings)
         session = make_session(runtime, on_event=self._on_event)
         planner = make_planner(settings)
-        owner = OwnerActions(runtime.w3, runtime.manifest.address("AgentWallet"), load_key(settings, "owner", True),
+        from web3 import Web3
+
+        owner_w3 = Web3(Web3.HTTPProvider(self.url))  # its own connection: the owner is not the agent
+        owner = OwnerActions(owner_w3, runtime.manifest.address("AgentWallet"), load_key(settings, "owner", True),
                              settings.keeper_url)
         owner_thread = OwnerBot(owner, self.log)
         owner_thread.start()
@@ -409,7 +412,8 @@ def run(quiet: bool = False, use_claude: bool = False, directory: Path = DEMO_DI
         demo.stop()
         signal.signal(signal.SIGTERM, previous)
     wall = time.monotonic() - began
-    demo.log(f"\nStopped the chain, keeper and service. Logs: {directory.relative_to(PROJECT_ROOT)} "
+    shown = directory.relative_to(PROJECT_ROOT) if directory.is_relative_to(PROJECT_ROOT) else directory
+    demo.log(f"\nStopped the chain, keeper and service. Logs: {shown} "
              f"(tools.jsonl = every tool call). Wall time {wall:.1f}s.")
     overhead = session.overhead_ms() if session is not None else []
     return DemoResult(exit_code, wall, scenario_s, len(overhead), overhead, records)
