@@ -118,10 +118,6 @@ class Demo:
         self.chain = LocalChain(port=port, log_path=self.dir / "anvil.log").start()
         self.url = self.chain.url
         # ape pays anvil's default 1 gwei priority fee on a node it did not start, and the deploy seeds a
-        # 1,000,000 WCRO pool from the deployer's 1,000,000 CRO: give the deployer headroom for gas.
-        from paygent.localchain import rpc, test_key
-
-        rpc(self.url, "anvil_setBalance", [test_key(0).address, hex(2_000_000 * 10**18)])
         self.log(f"  chain     anvil, chain id 338, {self.url}" + ("" if port == DEFAULT_PORT else " (8545 was busy)"))
 
     def deploy(self) -> None:
@@ -134,7 +130,6 @@ class Demo:
         from paygent.deployment import deploy
         from paygent.networks import LOCAL
 
-        _ape_receipt_shim()
         with networks.ethereum.local.use_provider("foundry", provider_settings={"host": self.url}):
             test_accounts = accounts.test_accounts
             result = deploy(LOCAL, test_accounts[0], directory=self.dir / "deployments", accounts=test_accounts,
@@ -327,17 +322,6 @@ class OwnerBot(threading.Thread):
     def stop(self) -> None:
         self._halt.set()
         self.join(5)
-
-
-def _ape_receipt_shim() -> None:
-    """paygent.deployment reads `instance.receipt`, which ape 0.8.51's ContractInstance lacks (it has
-    `txn_hash`). Until the deployment code reads the receipt itself, give instances that property —
-    only when it is missing, so a fixed ape or deployment makes this a no-op."""
-    from ape.contracts.base import ContractInstance
-
-    if not hasattr(ContractInstance, "receipt"):
-        ContractInstance.receipt = property(  # type: ignore[attr-defined]
-            lambda self: self.chain_manager.get_receipt(self.txn_hash))
 
 
 def stop_process(proc: subprocess.Popen) -> None:
