@@ -14,7 +14,8 @@ import {SafeTransfer, TransferFailed} from "./lib/SafeTransfer.sol";
 ///           the same transaction);
 ///         - every payment of `amount` moves exactly `amount - fee` to payTo and `fee` to the fee
 ///           recipient, with fee = floor(amount * feeBps / 10_000) and feeBps <= MAX_FEE_BPS (fixed
-///           at deployment); the router keeps nothing between transactions;
+///           at deployment); the router keeps nothing of a payment (tokens sent to it directly,
+///           outside a payment, stay there: it has no sweep function);
 ///         - an authorization settles only through the token's `receiveWithAuthorization` (which
 ///           only this router, the payee, can submit, so it cannot be front-run into a plain
 ///           transfer), and a (signer, nonce) moves money at most once: the token marks it used;
@@ -31,6 +32,9 @@ import {SafeTransfer, TransferFailed} from "./lib/SafeTransfer.sol";
 ///        and pay / subscribe / settleAuthorization hold a lock, so a hostile registry-supplied
 ///        token can neither re-enter nor make the events disagree with the state.
 ///      Native CRO (token == address(0)) is not routed: such services are paid directly.
+///      Consideration: an EIP-3009 authorization signs (from, to = this router, value, validity,
+///      nonce) but not the service id, so whoever submits it first chooses the service among those
+///      with a matching token and price (see settleAuthorization).
 contract PaymentRouter {
     // ---------------------------------------------------------------------------------------------
     // Errors (TransferFailed(token, to, amount) comes from SafeTransfer.sol)
@@ -222,6 +226,11 @@ contract PaymentRouter {
     ///         extends `from`'s expiry). The token enforces the signature, the validity window
     ///         (validAfter < now < validBefore) and single use of (from, nonce), reverting with its
     ///         own messages (e.g. "FiatTokenV2: authorization is used or canceled").
+    /// @dev The signature does not cover `serviceId` (nor `ref`): a relayer, or anyone who sees the
+    ///      authorization in the mempool first, can settle it for another active service with the
+    ///      same token and an acceptable price, paying that service's payTo instead. Clients should
+    ///      hand authorizations only to the facilitator they trust and keep them out of public
+    ///      mempools until a service binding (e.g. nonce = keccak256(serviceId, ref)) is specified.
     /// @param serviceId The registry id; the service must be active.
     /// @param from The signer (the payer recorded in PaymentMade).
     /// @param value Atomic token units authorized.

@@ -636,6 +636,24 @@ def test_settle_moves_the_price_from_the_signer_to_pay_to_and_fee_recipient(rout
     assert tuple(router.serviceStats(per_call)) == (PRICE, 1, t)
 
 
+@pytest.mark.parametrize("bps, price", [(0, PRICE), (FEE_BPS, 99)])
+def test_settle_with_a_zero_fee_makes_no_fee_transfer(router, owner, registry, provider, funded, payer, payer_key,
+                                                      payee, fee_recipient, relayer, bps, price):
+    usdc = funded
+    sid = register(registry, provider, usdc, price=price, pay_to=payee, name="cheap")
+    router.setFee(bps, sender=owner)
+    a = auth(usdc, payer_key, router, price)
+    b = Balances(usdc, payer=payer, payee=payee, fee=fee_recipient, router=router)
+    receipt = a.settle(router, sid, relayer)
+    assert emitted(receipt, router=router, usdc=usdc) == [
+        payment(1, sid, payer, usdc, payee, price, 1, AUTHORIZATION, bps=bps),
+        ("usdc", "AuthorizationUsed", {"authorizer": payer.address, "nonce": a.nonce}),
+        transfer(payer, router, price),
+        transfer(router, payee, price),
+    ]
+    assert b.delta() == {"payer": -price, "payee": price, "fee": 0, "router": 0}
+
+
 def test_the_same_authorization_moves_money_once(router, registry, provider, funded, per_call, payer, payer_key,
                                                   payee, fee_recipient, relayer, stranger):
     usdc = funded
@@ -653,6 +671,24 @@ def test_the_same_authorization_moves_money_once(router, registry, provider, fun
     assert b.delta() == {"payer": -PRICE, "payee": payout, "fee": fee, "router": 0}
     assert router.paymentCount() == 1
     assert tuple(router.serviceStats(per_call))[:2] == (PRICE, 1)
+
+
+def test_known_limitation_an_authorization_does_not_name_its_service(router, registry, funded, per_call, payer,
+                                                                     payer_key, payee, stranger, relayer):
+    """KNOWN LIMITATION (NatSpec of settleAuthorization): the EIP-3009 signature covers the router,
+    not the service id, so whoever submits it first may pick any active service with the same token
+    and price. Here a stranger registers a look-alike service and settles the payer's authorization
+    for it; the intended service can no longer be paid with it. When a binding is specified, this
+    test must flip to a refusal."""
+    usdc = funded
+    look_alike = registry.register("oracle", "https://evil.example", PER_CALL, usdc, PRICE, 0, stranger, "",
+                                   sender=stranger).return_value
+    a = auth(usdc, payer_key, router, PRICE)
+    b = Balances(usdc, payee=payee, stranger=stranger)
+    a.settle(router, look_alike, stranger)
+    with ape.reverts(USED):
+        a.settle(router, per_call, relayer)
+    assert b.delta() == {"payee": 0, "stranger": split(PRICE)[0]}
 
 
 def test_settle_refuses_an_inactive_service_and_leaves_the_nonce_unused(router, registry, funded, per_call,
