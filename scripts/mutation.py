@@ -59,8 +59,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "window-resets-early", "the window rolls over after half a period",
         "AgentWallet.sol",
-        "index = block.timestamp / period;",
-        "index = block.timestamp / (period / 2 == 0 ? 1 : period / 2);",
+        "uint256 index = block.timestamp / period;",
+        "uint256 index = block.timestamp / (period / 2 == 0 ? 1 : period / 2);",
         WALLET,
     ),
     Mutant(

@@ -3,7 +3,7 @@
 HYPOTHESIS_PROFILE selects one (the Makefile sets it):
   quick     `make test`: few examples, derandomized, so CI is fast and reproducible;
   audit     `make test-audit`: many more, longer examples, random seeds;
-  mutation  `make mutation`: about quick's budget, derandomized, no shrinking; run against each planted bug.
+  mutation  `make mutation`: quick's examples without shrinking, run against each planted bug.
 Every profile: no deadline (each step is a chain transaction), and the function-scoped-fixture
 health check off (ape's fixtures trip it; the machines restore their own chain snapshot).
 """
@@ -18,9 +18,10 @@ _COMMON = dict(
     print_blob=True,
 )
 
-settings.register_profile("quick", max_examples=25, stateful_step_count=20, derandomize=True, database=None, **_COMMON)
-# A killed mutant needs one failing example, not a minimal one: no shrinking.
-settings.register_profile("mutation", max_examples=30, stateful_step_count=25, derandomize=True, database=None,
-                          phases=[Phase.explicit, Phase.generate], **_COMMON)
+_QUICK = dict(max_examples=30, stateful_step_count=25, derandomize=True, database=None)
+settings.register_profile("quick", **_QUICK, **_COMMON)
+# The same examples as quick (what `make test` proves is what the mutants face); a killed mutant
+# needs one failing example, not a minimal one: no shrinking.
+settings.register_profile("mutation", **_QUICK, phases=[Phase.explicit, Phase.generate], **_COMMON)
 settings.register_profile("audit", max_examples=500, stateful_step_count=50, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "quick"))
