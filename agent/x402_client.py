@@ -24,7 +24,7 @@ from typing import Any, Callable, Protocol
 import httpx
 
 from agent.signer import Signer, SignedAuthorization
-from paygent.eip3009 import AuthorizationKind, TokenDomain
+from paygent.eip3009 import AuthorizationKind, TokenDomain, service_nonce
 from paygent.networks import Network
 from paygent.wire import cronos, v1, v2
 from paygent.wire.common import WireError, decode_header, parse_model, same_address
@@ -189,9 +189,11 @@ class PaymentPlanner:
                                  f"seller says {offer.token_version!r}, the token says {domain.version!r}")
         kind = (AuthorizationKind.RECEIVE if self.router and same_address(offer.pay_to, self.router)
                 else AuthorizationKind.TRANSFER)
+        # A router payment names its service in the signed nonce, so it cannot be redirected.
+        nonce = service_nonce(offer.service_id) if kind is AuthorizationKind.RECEIVE and offer.service_id else None
         self.budget.reserve(offer.amount)
         timeout = min(offer.max_timeout_seconds, self.max_timeout_seconds)
-        return self.signer.authorize(domain, kind, offer.pay_to, offer.amount, timeout)
+        return self.signer.authorize(domain, kind, offer.pay_to, offer.amount, timeout, nonce=nonce)
 
     def header(self, offer: Offer, signed: SignedAuthorization) -> tuple[str, str]:
         if offer.version == 2:

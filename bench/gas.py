@@ -15,13 +15,15 @@ import secrets
 from bench import print_table, write_json
 from paygent.apectx import ape_on
 from paygent.deployment import deploy
+from paygent.eip3009 import service_nonce
 from paygent.localchain import LocalChain, test_key
 from paygent.networks import LOCAL
 
-def _auth_signature(token, key, primary: str, to: str, value: int, valid_before: int) -> tuple:
+def _auth_signature(token, key, primary: str, to: str, value: int, valid_before: int,
+                    nonce: bytes | None = None) -> tuple:
     from eth_account import Account
 
-    nonce = "0x" + secrets.token_hex(32)
+    nonce = nonce or secrets.token_bytes(32)
     message = {
         "from": key.address,
         "to": to,
@@ -97,7 +99,8 @@ def measure() -> dict:
     usdc.approve(router, 10**30, sender=payer)
     router.pay(service_id, 1, b"\x04" * 32, sender=payer)
     ours["router_pay_existing"] = router.pay(service_id, 1, b"\x05" * 32, sender=payer).gas_used
-    msg, v, r, s = _auth_signature(usdc, payer_key, "ReceiveWithAuthorization", router.address, price, deadline)
+    msg, v, r, s = _auth_signature(usdc, payer_key, "ReceiveWithAuthorization", router.address, price, deadline,
+                                   nonce=service_nonce(service_id))
     ours["router_settle_authorization_existing"] = router.settleAuthorization(
         service_id, msg["from"], msg["value"], msg["validAfter"], msg["validBefore"], msg["nonce"], v, r, s,
         b"\x06" * 32, sender=relayer,

@@ -32,9 +32,8 @@ import {SafeTransfer, TransferFailed} from "./lib/SafeTransfer.sol";
 ///        and pay / subscribe / settleAuthorization hold a lock, so a hostile registry-supplied
 ///        token can neither re-enter nor make the events disagree with the state.
 ///      Native CRO (token == address(0)) is not routed: such services are paid directly.
-///      Consideration: an EIP-3009 authorization signs (from, to = this router, value, validity,
-///      nonce) but not the service id, so whoever submits it first chooses the service among those
-///      with a matching token and price (see settleAuthorization).
+///      - an authorization settles only for the service its signed nonce names (top 64 bits), so
+///        whoever submits it cannot redirect it to another service (see settleAuthorization).
 contract PaymentRouter {
     // ---------------------------------------------------------------------------------------------
     // Errors (TransferFailed(token, to, amount) comes from SafeTransfer.sol)
@@ -64,6 +63,9 @@ contract PaymentRouter {
     error VolumeOverflow(uint256 serviceId, uint256 volume, uint256 amount);
     /// @notice The new subscription expiry would not fit in uint64.
     error ExpiryOverflow(uint256 serviceId, uint256 expiresAt);
+    /// @notice An authorization's nonce does not commit to the service it is settled for: its top
+    ///         64 bits must equal serviceId (see settleAuthorization).
+    error NonceNotBoundToService(uint256 serviceId, bytes32 nonce);
 
     // ---------------------------------------------------------------------------------------------
     // Events
@@ -226,17 +228,17 @@ contract PaymentRouter {
     ///         extends `from`'s expiry). The token enforces the signature, the validity window
     ///         (validAfter < now < validBefore) and single use of (from, nonce), reverting with its
     ///         own messages (e.g. "FiatTokenV2: authorization is used or canceled").
-    /// @dev The signature does not cover `serviceId` (nor `ref`): a relayer, or anyone who sees the
-    ///      authorization in the mempool first, can settle it for another active service with the
-    ///      same token and an acceptable price, paying that service's payTo instead. Clients should
-    ///      hand authorizations only to the facilitator they trust and keep them out of public
-    ///      mempools until a service binding (e.g. nonce = keccak256(serviceId, ref)) is specified.
+    ///         The authorization names its service through its nonce: the top 64 bits of `nonce`
+    ///         must equal `serviceId` (the low 192 bits stay random). The signature covers the
+    ///         nonce, so nobody who sees the authorization (a relayer, a mempool watcher) can settle
+    ///         it for another service, e.g. a look-alike with the same token and price.
+    /// @dev `ref` is not signed: it is the facilitator's label (the request hash) for indexers.
     /// @param serviceId The registry id; the service must be active.
     /// @param from The signer (the payer recorded in PaymentMade).
     /// @param value Atomic token units authorized.
     /// @param validAfter Authorization not valid at or before this time.
     /// @param validBefore Authorization not valid at or after this time.
-    /// @param nonce The signer's unique 32-byte nonce.
+    /// @param nonce The signer's unique 32-byte nonce: serviceId << 192 | 192 random bits.
     /// @param v Signature recovery id.
     /// @param r Signature r.
     /// @param s Signature s.
@@ -254,6 +256,8 @@ contract PaymentRouter {
         bytes32 s,
         bytes32 ref
     ) external returns (uint256 paymentId) {
+        // The service binding: top 64 bits of the signed nonce (a shift, so no masking is needed).
+        if (uint256(nonce) >> 192 != serviceId) revert NonceNotBoundToService(serviceId, nonce);
         Terms memory t;
         (t, paymentId) = _recordAuthorization(serviceId, from, value, ref);
         IERC3009(t.token).receiveWithAuthorization(from, address(this), value, validAfter, validBefore, nonce, v, r, s);

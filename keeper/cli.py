@@ -67,13 +67,23 @@ def add_renewal_command(file, config: Path | None) -> None:
     """Store a pre-signed subscription renewal.
 
     FILE is JSON: {"serviceId", "from", "token", "value", "validAfter", "validBefore", "nonce",
-    "signature"} — an EIP-3009 ReceiveWithAuthorization made out to the PaymentRouter.
+    "signature"} — an EIP-3009 ReceiveWithAuthorization made out to the PaymentRouter, whose nonce
+    names the service in its top 64 bits (paygent.eip3009.service_nonce), as the router requires.
     """
     from paygent import manifest as manifests
+    from paygent.eip3009 import nonce_service
     from keeper.store import Store
 
     settings = _settings(config)
     data = json.load(file)
+    try:
+        named = nonce_service(bytes.fromhex(str(data["nonce"]).removeprefix("0x")))
+    except (KeyError, ValueError) as exc:
+        raise click.ClickException(f"renewal has no valid nonce: {exc}") from None
+    if named != int(data.get("serviceId", 0)):
+        raise click.ClickException(
+            f"the renewal's nonce names service {named}, not {data.get('serviceId')}: the router would refuse it "
+            "(sign it with nonce = serviceId << 192 | random)")
     try:
         m = manifests.require(settings.net.name, settings.deployments_dir)
         store = Store(settings.sqlite_path, m.chain_id)

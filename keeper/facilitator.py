@@ -34,7 +34,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from paygent.eip3009 import AuthorizationKind, AuthorizationMessage, DomainMismatchError, TokenDomain, digest, recover
+from paygent.eip3009 import (
+    AuthorizationKind,
+    AuthorizationMessage,
+    DomainMismatchError,
+    TokenDomain,
+    digest,
+    nonce_service,
+    recover,
+)
 from paygent.networks import Network, network_for_x402
 from paygent.wire import cronos, v1, v2
 from paygent.wire.common import WireError, decode_header, parse_model, same_address
@@ -65,6 +73,7 @@ ASSET_MISMATCH = "asset_mismatch"
 MISSING_SERVICE_ID = "missing_service_id"
 SERVICE_INACTIVE = "service_inactive"
 SERVICE_TERMS_MISMATCH = "service_terms_mismatch"
+NONCE_NOT_BOUND = "nonce_not_bound_to_service"
 INVALID_PAYLOAD = "invalid_payload"
 INVALID_PAYMENT_HEADER = "invalid_payment_header"
 
@@ -76,6 +85,7 @@ _REVERTS = (
     ("invalid signature", INVALID_SIGNATURE),
     ("serviceinactive", SERVICE_INACTIVE),
     ("amountmismatch", VALUE_MISMATCH),
+    ("noncenotboundtoservice", NONCE_NOT_BOUND),
 )
 
 
@@ -460,6 +470,9 @@ class Facilitator:
             return bad(TOKEN_VERSION_MISMATCH, f"token version is {domain.version!r}")
         message = AuthorizationMessage(auth.from_, auth.to, auth.value, auth.valid_after, auth.valid_before,
                                        bytes.fromhex(auth.nonce[2:]))
+        if kind is AuthorizationKind.RECEIVE and nonce_service(message.nonce) != p.extra.service_id:
+            return bad(NONCE_NOT_BOUND, f"the nonce names service {nonce_service(message.nonce)}, "
+                                        f"not {p.extra.service_id} (top 64 bits must be the service id)")
         signer = recover(digest(domain, kind, message), bytes.fromhex(p.payload.signature[2:]))
         if signer is None or not same_address(signer, auth.from_):
             return bad(INVALID_SIGNATURE, f"not signed by authorization.from as {kind.value}")

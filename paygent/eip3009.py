@@ -8,6 +8,7 @@ chain and checked against its DOMAIN_SEPARATOR(), never assumed.
 
 from __future__ import annotations
 
+import secrets
 import threading
 from dataclasses import dataclass, field
 from enum import Enum
@@ -38,6 +39,27 @@ class AuthorizationKind(str, Enum):
 
 
 _TYPEHASHES = {kind: keccak(f"{kind.value}({_FIELDS})".encode()) for kind in AuthorizationKind}
+
+SERVICE_BITS = 64
+"""Authorizations made out to the PaymentRouter commit to their service in the nonce's top 64 bits."""
+
+
+def service_nonce(service_id: int, salt: bytes | None = None) -> bytes:
+    """A nonce for a router payment: serviceId in the top 64 bits, 192 random (or `salt`) bits below.
+
+    The router refuses to settle it for any other service (NonceNotBoundToService), and the signature
+    covers the nonce, so nobody can redirect the payment to a look-alike service.
+    """
+    if not 0 < service_id < 1 << SERVICE_BITS:
+        raise ValueError(f"service id {service_id} does not fit in {SERVICE_BITS} bits")
+    low = secrets.token_bytes(24) if salt is None else salt[-24:].rjust(24, b"\0")
+    return service_id.to_bytes(8, "big") + low
+
+
+def nonce_service(nonce: bytes) -> int:
+    """The service id a router-payment nonce commits to (its top 64 bits)."""
+    return int.from_bytes(nonce[:8], "big")
+
 
 # One coincurve-backed key API for the whole process (eth-keys would pick coincurve by default when
 # it is importable; naming it makes a missing coincurve an import error instead of a 12x slowdown).

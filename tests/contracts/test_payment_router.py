@@ -22,6 +22,7 @@ from hexbytes import HexBytes
 from hypothesis import given
 from hypothesis import strategies as st
 from web3.exceptions import ContractCustomError
+from paygent.eip3009 import nonce_service, service_nonce
 
 ZERO = "0x0000000000000000000000000000000000000000"
 PER_CALL, METERED, SUBSCRIPTION = range(3)  # PricingModel
@@ -98,21 +99,41 @@ test_account.__test__ = False  # a helper, not a test
 
 
 class Auth:
-    """A ReceiveWithAuthorization signed over the token's EIP-712 domain."""
+    """A ReceiveWithAuthorization signed over the token's EIP-712 domain.
+
+    Router payments name their service in the nonce (top 64 bits, see settleAuthorization): the
+    signature is made for `service` when given, else for the service of the first settle call;
+    `salt` fills the low 192 bits. Later settles reuse that one signature, whatever service they name.
+    """
 
     def __init__(self, token: Any, signer: Any, to: str, value: int, valid_after: int, valid_before: int,
-                 nonce: bytes) -> None:
+                 salt: bytes, service: int | None = None) -> None:
+        self.token, self.signer, self.salt = token, signer, salt
         self.frm, self.to, self.value = signer.address, to, value
-        self.valid_after, self.valid_before, self.nonce = valid_after, valid_before, nonce
-        domain = {"name": "Bridged USDC (Stargate)", "version": "1", "chainId": 338, "verifyingContract": token.address}
-        message = {"from": self.frm, "to": to, "value": value, "validAfter": valid_after, "validBefore": valid_before,
-                   "nonce": nonce}
+        self.valid_after, self.valid_before = valid_after, valid_before
+        self._nonce: bytes | None = None
+        if service is not None:
+            self.sign_for(service)
+
+    @property
+    def nonce(self) -> bytes:
+        assert self._nonce is not None, "not signed yet: pass service= or settle first"
+        return self._nonce
+
+    def sign_for(self, service: int) -> None:
+        self._nonce = service_nonce(service, self.salt)
+        domain = {"name": "Bridged USDC (Stargate)", "version": "1", "chainId": 338,
+                  "verifyingContract": self.token.address}
+        message = {"from": self.frm, "to": self.to, "value": self.value, "validAfter": self.valid_after,
+                   "validBefore": self.valid_before, "nonce": self._nonce}
         types = {"ReceiveWithAuthorization": [{"name": n, "type": t} for n, t in RECEIVE_TYPES]}
-        signed = Account.sign_typed_data(signer.key, domain, types, message)
+        signed = Account.sign_typed_data(self.signer.key, domain, types, message)
         self.v, self.r, self.s = signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
 
     def settle(self, router: Any, service_id: int, sender: Any, ref: bytes = REF, frm: str | None = None,
                value: int | None = None):
+        if self._nonce is None:
+            self.sign_for(service_id)
         return router.settleAuthorization(service_id, frm or self.frm, self.value if value is None else value,
                                           self.valid_after, self.valid_before, self.nonce, self.v, self.r, self.s,
                                           ref, sender=sender)
@@ -219,10 +240,11 @@ def monthly(registry, provider, usdc, payee):
                     pay_to=payee, name="feed")
 
 
-def auth(usdc, key, to, value, *, valid_after=None, valid_before=None, nonce=b"\x01" * 32) -> Auth:
+def auth(usdc, key, to, value, *, valid_after=None, valid_before=None, nonce=b"\x01" * 32,
+         service: int | None = None) -> Auth:
     now = chain.pending_timestamp
     return Auth(usdc, key, _addr(to), value, now - 1 if valid_after is None else valid_after,
-                now + 3600 if valid_before is None else valid_before, nonce)
+                now + 3600 if valid_before is None else valid_before, nonce, service)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -616,7 +638,7 @@ def test_settle_moves_the_price_from_the_signer_to_pay_to_and_fee_recipient(rout
                                                                             payer_key, payee, fee_recipient,
                                                                             relayer):
     usdc = funded
-    a = auth(usdc, payer_key, router, PRICE, nonce=keccak(text="n1"))
+    a = auth(usdc, payer_key, router, PRICE, nonce=keccak(text="n1"), service=per_call)
     assert not usdc.authorizationState(payer, a.nonce)
     b = Balances(usdc, payer=payer, payee=payee, fee=fee_recipient, router=router, relayer=relayer)
     chain.pending_timestamp = t = chain.pending_timestamp + 1
@@ -665,7 +687,7 @@ def test_the_same_authorization_moves_money_once(router, registry, provider, fun
         a.settle(router, per_call, relayer)
     with ape.reverts(USED):
         a.settle(router, per_call, stranger, ref=keccak(text="another request"))
-    with ape.reverts(USED):  # nor for another service with the same terms
+    with fails("NonceNotBoundToService", serviceId=twin, nonce=a.nonce):  # nor for a twin service
         a.settle(router, twin, relayer)
     payout, fee = split(PRICE)
     assert b.delta() == {"payer": -PRICE, "payee": payout, "fee": fee, "router": 0}
@@ -673,22 +695,29 @@ def test_the_same_authorization_moves_money_once(router, registry, provider, fun
     assert tuple(router.serviceStats(per_call))[:2] == (PRICE, 1)
 
 
-def test_known_limitation_an_authorization_does_not_name_its_service(router, registry, funded, per_call, payer,
-                                                                     payer_key, payee, stranger, relayer):
-    """KNOWN LIMITATION (NatSpec of settleAuthorization): the EIP-3009 signature covers the router,
-    not the service id, so whoever submits it first may pick any active service with the same token
-    and price. Here a stranger registers a look-alike service and settles the payer's authorization
-    for it; the intended service can no longer be paid with it. When a binding is specified, this
-    test must flip to a refusal."""
+def test_an_authorization_cannot_be_redirected_to_a_look_alike_service(router, registry, funded, per_call, payer,
+                                                                        payer_key, payee, stranger, relayer):
+    """The nonce names the service (top 64 bits) and the signature covers the nonce: a stranger who
+    registers a look-alike service (same token, same price) cannot settle the payer's authorization
+    for it; the intended service still can."""
     usdc = funded
     look_alike = registry.register("oracle", "https://evil.example", PER_CALL, usdc, PRICE, 0, stranger, "",
                                    sender=stranger).return_value
-    a = auth(usdc, payer_key, router, PRICE)
+    a = auth(usdc, payer_key, router, PRICE, service=per_call)
     b = Balances(usdc, payee=payee, stranger=stranger)
-    a.settle(router, look_alike, stranger)
-    with ape.reverts(USED):
-        a.settle(router, per_call, relayer)
-    assert b.delta() == {"payee": 0, "stranger": split(PRICE)[0]}
+    with fails("NonceNotBoundToService", serviceId=look_alike, nonce=a.nonce):
+        a.settle(router, look_alike, stranger)
+    assert not usdc.authorizationState(payer, a.nonce)
+    a.settle(router, per_call, relayer)
+    assert b.delta() == {"payee": split(PRICE)[0], "stranger": 0}
+
+
+def test_service_nonce_puts_the_service_id_in_the_top_64_bits():
+    nonce = service_nonce(7, b"\xab" * 32)
+    assert nonce[:8] == (7).to_bytes(8, "big") and nonce[8:] == b"\xab" * 24
+    assert nonce_service(nonce) == 7
+    with pytest.raises(ValueError):
+        service_nonce(1 << 64)
 
 
 def test_settle_refuses_an_inactive_service_and_leaves_the_nonce_unused(router, registry, funded, per_call,
@@ -843,7 +872,7 @@ def test_settle_for_a_native_cro_service_is_refused(router, registry, provider, 
 
 def test_settle_with_a_cancelled_authorization_is_refused(router, funded, per_call, payer, payer_key, relayer):
     usdc = funded
-    a = auth(usdc, payer_key, router, PRICE)
+    a = auth(usdc, payer_key, router, PRICE, service=per_call)
     domain = {"name": "Bridged USDC (Stargate)", "version": "1", "chainId": 338, "verifyingContract": usdc.address}
     types = {"CancelAuthorization": [{"name": "authorizer", "type": "address"}, {"name": "nonce", "type": "bytes32"}]}
     c = Account.sign_typed_data(payer_key.key, domain, types, {"authorizer": payer.address, "nonce": a.nonce})
@@ -900,14 +929,14 @@ def test_a_hostile_token_cannot_reenter(router, hostile, payer, relayer, monthly
     inner = {
         "pay": router.pay.encode_input(sid, 1, REF),
         "subscribe": router.subscribe.encode_input(monthly, 1, REF),
-        "settle": router.settleAuthorization.encode_input(sid, payer.address, PRICE, 0, 2**255, b"\x00" * 32, 27,
+        "settle": router.settleAuthorization.encode_input(sid, payer.address, PRICE, 0, 2**255, service_nonce(sid, b"\0"), 27,
                                                           b"\x00" * 32, b"\x00" * 32, REF),
     }[reenter]
     token.arm(router, inner, sender=payer)
     if entry == "pay":
         receipt = router.pay(sid, 2, REF, sender=payer)
     else:
-        receipt = router.settleAuthorization(sid, payer, 2 * PRICE, 0, 2**255, b"\x01" * 32, 27, b"\x00" * 32,
+        receipt = router.settleAuthorization(sid, payer, 2 * PRICE, 0, 2**255, service_nonce(sid, b"\1"), 27, b"\x00" * 32,
                                              b"\x00" * 32, REF, sender=relayer)
     assert token.hookCalled() and not token.hookSucceeded()
     assert HexBytes(token.hookResult()) == HexBytes(REENTRANCY)
