@@ -13,6 +13,7 @@ Strict assertions, on purpose:
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -268,6 +269,7 @@ def test_mnemonic() -> str:
 test_mnemonic.__test__ = False  # not a test
 
 
+@lru_cache(maxsize=None)
 def key_of(index: int) -> Any:
     Account.enable_unaudited_hdwallet_features()
     return Account.from_mnemonic(test_mnemonic(), account_path=f"m/44'/60'/0'/0/{index}")
