@@ -76,9 +76,11 @@ class Stack:
         self.service_ids = {k.split(":", 1)[1]: v for k, v in m.demo.items() if k.startswith("service:")}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def stack(project, accounts, tmp_path_factory):
-    """Deploy the full local stack once per test session (ape reverts each test's changes)."""
+    """Deploy the full local stack once per test module (ape reverts each test's changes, and the
+    whole deployment at the end of the module, so the Cronos testnet addresses are free again for
+    modules that test placing stand-ins there)."""
     from paygent.deployment import deploy
     from paygent.networks import LOCAL
 
