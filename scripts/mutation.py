@@ -112,6 +112,42 @@ MUTANTS: tuple[Mutant, ...] = (
         "if (false) revert ServiceInactive(",
         ROUTER,
     ),
+    # Beyond the required list: one planted bug for each remaining invariant family.
+    Mutant(
+        "window-edge-off-by-one", "the last second of a window already counts in the next one",
+        "AgentWallet.sol",
+        "uint256 index = block.timestamp / period;",
+        "uint256 index = (block.timestamp + 1) / period;",
+        WALLET,
+    ),
+    Mutant(
+        "swap-output-to-agent", "swap output goes to the agent instead of the wallet",
+        "AgentWallet.sol",
+        "swapExactTokensForTokens(amountIn, minOut, path, address(this), deadline);",
+        "swapExactTokensForTokens(amountIn, minOut, path, msg.sender, deadline);",
+        WALLET,
+    ),
+    Mutant(
+        "router-keeps-a-unit", "settlement forwards one unit less than value - fee (conservation broken)",
+        "PaymentRouter.sol",
+        "SafeTransfer.safeTransfer(t.token, t.payTo, value - t.fee);",
+        "SafeTransfer.safeTransfer(t.token, t.payTo, value - t.fee - (value > t.fee ? 1 : 0));",
+        ROUTER,
+    ),
+    Mutant(
+        "anyone-edits-services", "a service can be edited by someone other than its provider",
+        "ServiceRegistry.sol",
+        "if (provider != caller) revert NotProvider(",
+        "if (false) revert NotProvider(",
+        ROUTER,
+    ),
+    Mutant(
+        "deactivation-event-says-active", "ServiceDeactivated carries active = true (events no longer rebuild state)",
+        "ServiceRegistry.sol",
+        "s.payTo, s.metadataURI,\n            false\n        );",
+        "s.payTo, s.metadataURI,\n            true\n        );",
+        ROUTER,
+    ),
     Mutant(
         "authorization-nonce-reusable", "the token never marks an EIP-3009 nonce used",
         "local/FiatTokenLocal.sol",

@@ -194,6 +194,12 @@ def sign(key: Any, domain: dict, primary: str, types: list[tuple[str, str]], mes
     return bytes(signed.signature)
 
 
+def bound_nonce(service_id: int, seed: str) -> bytes:
+    """An x402 nonce for the router: serviceId in the top 64 bits, 192 pseudo-random bits below."""
+    low = int.from_bytes(keccak(text=seed), "big") & ((1 << 192) - 1)
+    return ((service_id << 192) | low).to_bytes(32, "big")
+
+
 def amount_for(kind: str, *, cap: int, remaining: int, noise: int, scale: int) -> int:
     """Amounts around a rule's boundaries."""
     return {
@@ -415,17 +421,34 @@ class WalletMachine(RuleBasedStateMachine):
     # --- where an example starts ----------------------------------------------------------------
 
     @initialize(requests=st.integers(0, 2), ttl=st.sampled_from([DAY, 7 * DAY]),
+                spent=st.sampled_from(["none", "some", "all", "all"]),
+                clock=st.sampled_from(["as is", "as is", "edge-1", "edge", "expiry-1", "expiry"]),
                 b_state=st.sampled_from(["active", "active", "paused", "revoked"]),
                 a_paused=st.sampled_from([False, False, False, True]),
                 wallet_paused=st.sampled_from([False, False, False, False, True]))
-    def starting_point(self, requests: int, ttl: int, b_state: str, a_paused: bool, wallet_paused: bool) -> None:
-        """Requests already waiting (living a day or a week), and agents / wallet already paused or
-        revoked in some examples, so that approvals, expiry, and every 'paused or revoked moves
-        nothing' path are reached often."""
+    def starting_point(self, requests: int, ttl: int, spent: str, clock: str, b_state: str, a_paused: bool,
+                       wallet_paused: bool) -> None:
+        """Examples start near the boundaries the invariants are about: requests already waiting
+        (living a day or a week), agents that already spent part or all of their window, the clock
+        one second before / at a window edge or a request's expiry, and agents or the wallet
+        already paused or revoked."""
         if ttl != self.ttl:
             self.set_request_ttl("owner", ttl)
         for i in range(requests):
             self.propose("agentA" if i % 2 == 0 else "agentB", "USDC", "random", 10 * ONE_USDC + i)
+        usdc = self.usdc.address
+        if spent != "none":
+            for agent in AGENTS:
+                for _ in range(1 if spent == "some" else 3):
+                    if self._amount(agent, usdc, "available", 0):
+                        self.pay(agent, "USDC", "available", 0, True)
+        if clock in ("edge-1", "edge"):
+            period = self.rules[("agentA", usdc)].period
+            edge = (self.clock.now // period + 1) * period
+            self.clock.advance(edge - 1 if clock == "edge-1" else edge)
+        elif clock.startswith("expiry") and self.requests:
+            expiry = self.requests[1].expires_at
+            self.clock.advance(expiry - 1 if clock == "expiry-1" else expiry)
         if b_state == "paused":
             self.set_agent_paused("owner", "agentB", True)
         elif b_state == "revoked":
@@ -985,8 +1008,9 @@ class RegistryRouterMachine(RuleBasedStateMachine):
 
     # --- where an example starts ----------------------------------------------------------------
 
-    @initialize(inactive=st.sampled_from([0, 0, 1, 2, 3, 4]), fee=st.sampled_from(["keep", "keep", "zero", "max"]))
-    def starting_point(self, inactive: int, fee: str) -> None:
+    @initialize(inactive=st.sampled_from([0, 0, 1, 2, 3, 4]), fee=st.sampled_from(["keep", "keep", "zero", "max"]),
+                settled=st.booleans())
+    def starting_point(self, inactive: int, fee: str, settled: bool) -> None:
         """Besides the two per-call demo services: a metered and a subscription service (other
         providers, other payTo), one service possibly deactivated, the fee possibly 0 or at its cap."""
         self.register("provider2", "metered", "cents", "none", "payee2", "oracle")
@@ -995,6 +1019,8 @@ class RegistryRouterMachine(RuleBasedStateMachine):
             self.set_active(self.services[inactive].provider_name(self.a), inactive - 1, False)
         if fee != "keep":
             self.set_fee("owner", fee)
+        if settled:  # an x402 payment already settled: replays are possible from the first step
+            self.settle_authorization(0, "price", "valid", "payer", False, "own")
 
     # --- registry ------------------------------------------------------------------------------
 
@@ -1108,14 +1134,15 @@ class RegistryRouterMachine(RuleBasedStateMachine):
           units=st.sampled_from([1, 1, 2, 0, 3]), ref=st.binary(min_size=32, max_size=32),
           value=st.sampled_from(["price", "price", "2*price", "price+1", "zero"]),
           timing=st.sampled_from(["valid", "valid", "valid", "not-yet", "expired"]),
-          signer=st.sampled_from(["payer", "payer", "payer", "stranger"]), replay=st.sampled_from([False, False, True]))
-    def buy(self, path, who, pick, units, ref, value, timing, signer, replay) -> None:
+          signer=st.sampled_from(["payer", "payer", "payer", "stranger"]), replay=st.sampled_from([False, False, True]),
+          bound=st.sampled_from(["own", "own", "own", "other"]))
+    def buy(self, path, who, pick, units, ref, value, timing, signer, replay, bound) -> None:
         if path == "pay":
             self.pay(who, pick, units, ref)
         elif path == "subscribe":
             self.subscribe(pick, units)
         else:
-            self.settle_authorization(pick, value, timing, signer, replay)
+            self.settle_authorization(pick, value, timing, signer, replay, bound)
 
     def pay(self, who: str, pick: int, units: int, ref: bytes) -> None:
         sid = self._pick(pick)
@@ -1166,7 +1193,7 @@ class RegistryRouterMachine(RuleBasedStateMachine):
         msg = {"from": frm, "to": to, "value": value, "validAfter": after, "validBefore": before, "nonce": nonce}
         return sign(key, self.domain, primary, fields, msg)
 
-    def settle_authorization(self, pick, value, timing, signer, replay) -> None:
+    def settle_authorization(self, pick, value, timing, signer, replay, bound="own") -> None:
         """x402: an EIP-3009 authorization to the router, relayed by anyone; replays must fail."""
         payer = addr(self.a["payer"])
         if replay:
@@ -1180,7 +1207,9 @@ class RegistryRouterMachine(RuleBasedStateMachine):
             after, before = {"valid": (self.clock.now - 1, self.clock.now + 60),
                              "not-yet": (self.clock.now, self.clock.now + 60),
                              "expired": (self.clock.now - 60, self.clock.now)}[timing]
-            nonce = keccak(text=f"auth{next(self.nonce_counter)}")
+            # The nonce names the service it pays (top 64 bits); "other": signed for another service.
+            nonce = bound_nonce(sid if bound == "own" else sid % (len(self.services) + 1) + 1,
+                                f"auth{next(self.nonce_counter)}")
             key = key_of(3) if signer == "payer" else key_of(4)
             sig = self._authorization("ReceiveWithAuthorization", payer, self.router.address, v, after, before, nonce, key)
             auth = {"sid": sid, "value": v, "after": after, "before": before, "nonce": nonce, "sig": sig,
@@ -1188,6 +1217,8 @@ class RegistryRouterMachine(RuleBasedStateMachine):
         sid, v = auth["sid"], auth["value"]
         svc = self.services.get(sid)
         why = self._service_errors(sid)
+        if int.from_bytes(auth["nonce"], "big") >> 192 != sid:
+            why.add("NonceNotBoundToService")
         units = 0
         if svc is not None:
             if svc.model == PER_CALL:
@@ -1245,7 +1276,7 @@ class RegistryRouterMachine(RuleBasedStateMachine):
         if which == "used" and self.used_nonces:
             nonce = sorted(self.used_nonces)[pick % len(self.used_nonces)]
         else:
-            nonce = keccak(text=f"cancel{next(self.nonce_counter)}")
+            nonce = bound_nonce(1, f"cancel{next(self.nonce_counter)}")  # so a settle for service 1 would use it
         fields = [("authorizer", "address"), ("nonce", "bytes32")]
         sig = sign(key_of(3), self.domain, "CancelAuthorization", fields, {"authorizer": payer, "nonce": nonce})
         why = {USED} if nonce in self.used_nonces else set()
@@ -1254,8 +1285,8 @@ class RegistryRouterMachine(RuleBasedStateMachine):
         if receipt is not None:
             self.used_nonces.add(nonce)
             # A settle with this nonce must now fail: queue it as a "settled" auth for the replay rule.
-            sid = next(iter(self.services))
-            price = self.services[sid].price
+            sid = int.from_bytes(nonce, "big") >> 192 or 1
+            price = self.services[sid].price if sid in self.services else 1
             before = self.clock.now + 600
             s = self._authorization("ReceiveWithAuthorization", payer, self.router.address, price, 0, before, nonce,
                                     key_of(3))
