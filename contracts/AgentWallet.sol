@@ -23,7 +23,7 @@ import {IUniswapV2Router02} from "./interfaces/IUniswapV2Router02.sol";
 ///           window i, `limit` again at the start of window i + 1). Owners who need "at most
 ///           `limit` in any 24 hours" should set limit to half their budget.
 ///         - A paused or revoked agent, or a paused wallet, moves no funds by any path.
-/// @dev Invariants (proven by tests/contracts/test_properties.py):
+/// @dev Invariants:
 ///      1. For every (agent, token) and window i: the sum of pay + swap input + float top-ups in
 ///         window i is <= the rule's limit, and each one is <= the rule's cap (an agent with no
 ///         rule for a token has cap 0 and spends nothing). setRule with a different period starts
@@ -42,7 +42,15 @@ import {IUniswapV2Router02} from "./interfaces/IUniswapV2Router02.sol";
 ///         an allowlisted router whose output is measured arriving at this wallet; the router's
 ///         allowance is exactly amountIn during the swap and 0 after.
 ///      Every function that moves funds holds a reentrancy lock. Every state change emits one
-///      past-tense event carrying every field, so an indexer rebuilds the state from events alone.
+///      past-tense event carrying every field, so an indexer rebuilds the state from events alone
+///      (a request's createdAt is the block time of its RequestProposed).
+///      Checked by tests/contracts/test_agent_wallet_*.py (unit) and test_properties.py (stateful).
+///      Considerations:
+///      - Revoking keeps an agent's rules and nonce: re-adding it restores its rules, and intents it
+///        signed for its current nonce become relayable again until their deadline.
+///      - amounts are stored in 96 bits (AmountTooLarge above), window indexes in 32 bits (exact
+///        until 2106), nonces in 64 bits (checked, never wraps).
+///      - A fee-on-transfer token counts the amount sent, not the amount received.
 contract AgentWallet is EIP712 {
     // ---------------------------------------------------------------------------------------------
     // Errors
