@@ -79,7 +79,7 @@ def build_runtime(settings: AgentSettings, *, http: Any = None, memory: bool = T
     try:
         manifest = manifests.require(network.name, settings.deployments_dir)
     except manifests.ManifestError as exc:
-        raise SetupError(str(exc), "run `make demo` (local) or `ape run deploy --network ...`") from None
+        raise SetupError(str(exc), "local: `make chain` then `ape run deploy` (the demo uses a private chain of its own); other networks: `ape run deploy --network ...`") from None
     io = IoClock()
     url = settings.rpc_url or network.rpc_url
     w3 = timed_web3(url, io)

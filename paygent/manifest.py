@@ -75,7 +75,7 @@ def require(network: str, directory: Path | None = None) -> Manifest:
     if manifest is None:
         raise ManifestError(
             f"no deployment manifest for {network!r} at {manifest_path(network, directory)}: "
-            "run `ape run deploy` first (or `make demo` for the local chain)"
+            "run `ape run deploy` first (locally: `make chain` starts the chain it deploys to)"
         )
     return manifest
 
