@@ -18,7 +18,7 @@ _COMMON = dict(
     print_blob=True,
 )
 
-_QUICK = dict(max_examples=30, stateful_step_count=25, derandomize=True, database=None)
+_QUICK = dict(max_examples=40, stateful_step_count=25, derandomize=True, database=None)
 settings.register_profile("quick", **_QUICK, **_COMMON)
 # The same examples as quick (what `make test` proves is what the mutants face); a killed mutant
 # needs one failing example, not a minimal one: no shrinking.
