@@ -22,7 +22,7 @@ from typing import Any
 from web3 import Web3
 
 from paygent import manifest as manifests
-from paygent.artifacts import PROJECT_ROOT, abi, contract_type, deployment_bytecode
+from paygent.artifacts import PROJECT_ROOT, abi, deployment_bytecode
 from paygent.localchain import LocalChain, free_port
 
 ONE_USDC = 10**6
@@ -64,14 +64,6 @@ def _deploy(w3: Web3, name: str, sender: str, *args: Any) -> Any:
     return w3.eth.contract(address=receipt["contractAddress"], abi=abi(name)), receipt
 
 
-def has(name: str) -> bool:
-    try:
-        contract_type(name)
-        return True
-    except Exception:  # noqa: BLE001
-        return False
-
-
 def deploy_stack(url: str, directory: Path, with_spammer: bool = True, spam_funds: int = 10**15) -> Stack:
     """Token, registry, router (+ wallet, + spammer) on the anvil at `url`; manifest in `directory`."""
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 60}))
@@ -90,11 +82,10 @@ def deploy_stack(url: str, directory: Path, with_spammer: bool = True, spam_fund
                                                     block=r2["blockNumber"]),
     }
     contracts: dict[str, Any] = {"USDC": token, "ServiceRegistry": registry, "PaymentRouter": router}
-    if has("AgentWallet"):
-        wallet, r3 = _deploy(w3, "AgentWallet", deployer, deployer, 86_400)
-        record["AgentWallet"] = manifests.DeployedContract(address=wallet.address, tx_hash=r3["transactionHash"].hex(),
-                                                           block=r3["blockNumber"])
-        contracts["AgentWallet"] = wallet
+    wallet, r3 = _deploy(w3, "AgentWallet", deployer, deployer, 86_400)
+    record["AgentWallet"] = manifests.DeployedContract(address=wallet.address, tx_hash=r3["transactionHash"].hex(),
+                                                       block=r3["blockNumber"])
+    contracts["AgentWallet"] = wallet
     if with_spammer:
         spammer, _ = _deploy(w3, "EventSpammer", deployer, registry.address, router.address, token.address)
         contracts["EventSpammer"] = spammer

@@ -5,15 +5,13 @@ import threading
 
 import pytest
 
-from chainkit import deploy_stack, has, local_chain, wait_for_cursor
+from chainkit import deploy_stack, local_chain, wait_for_cursor
 from keeper.api import Telemetry
 from keeper.indexer import Health, Indexer, IndexerConfig, Rpc, Source, contracts_from_manifest, default_decoder
 from keeper.jobs import JobContext, jobs
 from keeper.settings import KeeperSettings
 from keeper.store import Store
 from paygent.localchain import test_key as dev_key
-
-pytestmark = pytest.mark.skipif(not has("AgentWallet"), reason="AgentWallet not compiled yet")
 
 DAY = 86_400
 ONE = 10**6
