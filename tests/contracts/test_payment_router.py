@@ -9,11 +9,11 @@ eth_account from ape's test mnemonic, independently of the project's own signer.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Any
 
 import ape
 import pytest
+from custom_errors import fails, view_fails
 from ape import chain
 from ape.exceptions import ContractLogicError
 from eth_account import Account
@@ -21,7 +21,6 @@ from eth_utils import keccak
 from hexbytes import HexBytes
 from hypothesis import given
 from hypothesis import strategies as st
-from web3.exceptions import ContractCustomError
 from paygent.eip3009 import nonce_service, service_nonce
 
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -47,16 +46,6 @@ RECEIVE_TYPES = [("from", "address"), ("to", "address"), ("value", "uint256"), (
 # Helpers
 
 
-@contextmanager
-def fails(error: str, **inputs: Any):
-    """The transaction reverts with custom error `error` carrying exactly `inputs` (all of them)."""
-    with pytest.raises(ContractLogicError) as info:
-        yield
-    exc = info.value
-    assert type(exc).__name__ == error, f"expected {error}, got {type(exc).__name__}: {exc}"
-    assert dict(exc.inputs) == inputs
-
-
 def deploy_fails(container: Any, sender: Any, args: tuple, error: str, **inputs: Any) -> None:
     """A deployment reverts with custom error `error` and exactly `inputs` (ape leaves constructor
     errors undecoded: the raw revert data is decoded here with the contract's ABI)."""
@@ -69,17 +58,6 @@ def deploy_fails(container: Any, sender: Any, args: tuple, error: str, **inputs:
     assert data[:4] == keccak(text=abi.selector)[:4], f"expected {error}, got {info.value.message}"
     values = decode([i.canonical_type for i in abi.inputs], data[4:])
     assert dict(zip([i.name for i in abi.inputs], values)) == inputs
-
-
-def view_fails(contract: Any, method: str, *args: Any) -> tuple[str, dict]:
-    """A view call that must revert with a custom error: (error name, inputs). Ape does not decode
-    custom errors of eth_call, so the raw revert data is read through web3 and decoded with the ABI."""
-    data = getattr(contract, method).encode_input(*args)
-    with pytest.raises(ContractCustomError) as info:
-        chain.provider.web3.eth.call({"to": contract.address, "data": data})
-    error = chain.provider.network.ecosystem.decode_custom_error(HexBytes(info.value.data), contract.address)
-    assert error is not None, info.value.data
-    return type(error).__name__, dict(error.inputs)
 
 
 def emitted(receipt: Any, **contracts: Any) -> list[tuple[str, str, dict]]:

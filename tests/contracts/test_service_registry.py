@@ -6,15 +6,12 @@ DESIGN.md, rule by rule; the stateful twin is RegistryRouterMachine in test_prop
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from custom_errors import fails, view_fails
 from ape import chain
-from ape.exceptions import ContractLogicError
 from eth_utils import keccak
-from hexbytes import HexBytes
-from web3.exceptions import ContractCustomError
 
 ZERO = "0x0000000000000000000000000000000000000000"
 PER_CALL, METERED, SUBSCRIPTION = range(3)
@@ -25,27 +22,6 @@ EVENTS = ("ServiceRegistered", "ServiceUpdated", "ServiceDeactivated", "ServiceR
 
 # Entry fields in the order getService returns them (the storage packing order).
 FIELDS = ("payTo", "price", "token", "model", "active", "period", "provider", "name", "endpoint", "metadataURI")
-
-
-@contextmanager
-def fails(error: str, **inputs: Any):
-    """The call reverts with custom error `error` carrying exactly `inputs` (all of them)."""
-    with pytest.raises(ContractLogicError) as info:
-        yield
-    exc = info.value
-    assert type(exc).__name__ == error, f"expected {error}, got {type(exc).__name__}: {exc}"
-    assert dict(exc.inputs) == inputs
-
-
-def view_fails(contract: Any, method: str, *args: Any) -> tuple[str, dict]:
-    """A view call that must revert with a custom error: (error name, inputs). Ape does not decode
-    custom errors of eth_call, so the raw revert data is read through web3 and decoded with the ABI."""
-    data = getattr(contract, method).encode_input(*args)
-    with pytest.raises(ContractCustomError) as info:
-        chain.provider.web3.eth.call({"to": contract.address, "data": data})
-    error = chain.provider.network.ecosystem.decode_custom_error(HexBytes(info.value.data), contract.address)
-    assert error is not None, info.value.data
-    return type(error).__name__, dict(error.inputs)
 
 
 def emitted(receipt: Any, contract: Any) -> list[tuple[str, dict]]:
