@@ -47,6 +47,13 @@ def _auth_signature(token, key, primary: str, to: str, value: int, valid_before:
     return message, signed.v, signed.r.to_bytes(32, "big"), signed.s.to_bytes(32, "big")
 
 
+def next_second(chain) -> None:
+    """The next block is one second after the last: a UniswapV2 pair then always updates its
+    price accumulators (nonzero -> nonzero once the pool has traded), so a swap's gas does not depend
+    on whether two transactions happened to land in the same wall-clock second."""
+    chain.pending_timestamp = chain.blocks.head.timestamp + 1
+
+
 def measure() -> dict:
     from ape import accounts, chain, project
 
@@ -88,7 +95,9 @@ def measure() -> dict:
     ).gas_used
     usdc.approve(vvs, 10**30, sender=payer)
     path = [usdc.address, wcro.address]
-    vvs.swapExactTokensForTokens(one, 0, path, payer, deadline, sender=payer)  # pool state settles
+    next_second(chain)
+    vvs.swapExactTokensForTokens(one, 0, path, payer, deadline, sender=payer)  # accumulators now nonzero
+    next_second(chain)
     base["router_swap_direct"] = vvs.swapExactTokensForTokens(one, 0, path, payer, deadline, sender=payer).gas_used
 
     # --- Paygent ----------------------------------------------------------------------------
@@ -106,6 +115,7 @@ def measure() -> dict:
         b"\x06" * 32, sender=relayer,
     ).gas_used
 
+    next_second(chain)
     ours["wallet_swap"] = wallet.swap(vvs, one // 10, 0, path, deadline, sender=agent).gas_used
     ours["registry_register"] = registry.register(
         "bench-service", "http://127.0.0.1:1/x", 0, usdc, 1_000, 0, provider, "", sender=provider
