@@ -7,18 +7,22 @@ hash) is re-sent or looked up, never a second one. Status moves only forward:
 pending → settled | failed, and only on evidence from the chain (a receipt, or the token saying
 the authorization was never used and we never broadcast it).
 
-SQLite by default (WAL, autocommit, one statement per state change); the store is safe to share
-between threads, and between processes through SQLite's own locking.
+SQLite by default (WAL, autocommit, one statement per state change), or PostgreSQL (the keeper's
+database URL: every keeper of a deployment shares the intents, so a new leader reconciles what an
+old one recorded). Autocommit, one statement per state change; the store is safe to share between
+threads, and between processes through the database's own locking (the primary key decides who
+claims an authorization).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+
+from keeper import db as dbapi
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS settlement_intents (
@@ -30,13 +34,13 @@ CREATE TABLE IF NOT EXISTS settlement_intents (
     payee        TEXT NOT NULL,
     value        TEXT NOT NULL,
     network      TEXT NOT NULL,
-    service_id   INTEGER,
+    service_id   BIGINT,
     status       TEXT NOT NULL CHECK (status IN ('pending', 'settled', 'failed')),
     tx_hash      TEXT,
     raw_tx       TEXT,
     error        TEXT,
-    created_at   REAL NOT NULL,
-    updated_at   REAL NOT NULL,
+    created_at   DOUBLE PRECISION NOT NULL,
+    updated_at   DOUBLE PRECISION NOT NULL,
     PRIMARY KEY (token, payer, nonce)
 );
 CREATE INDEX IF NOT EXISTS settlement_intents_nonce ON settlement_intents (nonce);
@@ -90,19 +94,18 @@ def _row(row: tuple) -> Intent:
 
 
 class IntentStore:
-    """SQLite-backed intent store (``":memory:"`` for a private in-process store)."""
+    """Intent store on a SQLite file, ``":memory:"`` (a private in-process store), or a
+    postgresql:// URL / keeper.db.Target. Raises keeper.db.ERRORS if the database cannot be opened."""
 
-    def __init__(self, path: str | Path = ":memory:"):
-        self.path = str(path)
-        if self.path != ":memory:":
+    def __init__(self, where: "str | Path | dbapi.Target" = ":memory:"):
+        self.target = dbapi.parse(where)
+        self.path = self.target.location
+        if not self.target.is_postgres and self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db = dbapi.connect(self.target)
         self._lock = threading.Lock()
         with self._lock:
-            if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA busy_timeout=30000")
-            self._db.executescript(SCHEMA)
+            self._db.create_schema(SCHEMA)
 
     def close(self) -> None:
         with self._lock:
@@ -118,8 +121,8 @@ class IntentStore:
         k = intent.key
         with self._lock:
             cur = self._db.execute(
-                f"INSERT OR IGNORE INTO settlement_intents ({_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, NULL, NULL, ?, ?)",
+                f"INSERT INTO settlement_intents ({_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, NULL, NULL, ?, ?) ON CONFLICT DO NOTHING",
                 (k.token, k.payer, k.nonce, intent.request_hash, intent.kind, intent.payee.lower(),
                  str(intent.value), intent.network, intent.service_id, now, now),
             )
@@ -186,3 +189,16 @@ class IntentStore:
                 "AND status = 'pending' AND raw_tx IS NULL",
                 (key.token, key.payer, key.nonce),
             )
+
+    def counts(self) -> dict[str, int]:
+        """How many intents are in each status."""
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) FROM settlement_intents GROUP BY status").fetchall()
+        return {status: int(n) for status, n in rows}
+
+    def failed_since(self, since: float) -> list[tuple[str, str, str | None]]:
+        """(payer, nonce, error) of the intents that failed at or after `since` (unix seconds)."""
+        with self._lock:
+            rows = self._db.execute("SELECT payer, nonce, error FROM settlement_intents WHERE status = 'failed' AND "
+                                    "updated_at >= ? ORDER BY updated_at", (since,)).fetchall()
+        return [(payer, nonce, error) for payer, nonce, error in rows]

@@ -1,4 +1,7 @@
-"""The keeper's store: indexed events, the state they imply, and the indexer's cursor (SQLite).
+"""The keeper's store: indexed events, the state they imply, and the indexer's cursor.
+
+SQLite by default, PostgreSQL when given a postgresql:// URL: one schema and one set of statements
+for both (keeper/db.py hides placeholders, transactions and row access).
 
 Every indexed log becomes one history row keyed by (chain id, tx hash, log index) — inserting it
 twice is a no-op — and updates a "current state" projection (services, subscriptions, agents,
@@ -9,7 +12,7 @@ batch or the next one, never between.
 A reorg is undone by `rewind(ancestor)`: history rows above the fork point are deleted and the
 projections of every entity they touched are rebuilt by replaying that entity's remaining history.
 
-Numbers wider than SQLite's 64-bit integers (token amounts, prices) are stored as decimal TEXT;
+Numbers wider than 64-bit integers (token amounts, prices) are stored as decimal TEXT;
 prices also as a zero-padded key so `max_price` filters compare correctly. Addresses are
 lower-case hex.
 """
@@ -17,101 +20,101 @@ lower-case hex.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
-from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
+
+from keeper import db as dbapi
 
 SCHEMA_VERSION = "1"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cursor (
-    chain_id INTEGER PRIMARY KEY, block_number INTEGER NOT NULL, block_hash TEXT NOT NULL, updated_at REAL NOT NULL);
+    chain_id BIGINT PRIMARY KEY, block_number BIGINT NOT NULL, block_hash TEXT NOT NULL, updated_at DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS blocks (
-    chain_id INTEGER NOT NULL, number INTEGER NOT NULL, hash TEXT NOT NULL, timestamp INTEGER NOT NULL,
+    chain_id BIGINT NOT NULL, number BIGINT NOT NULL, hash TEXT NOT NULL, timestamp BIGINT NOT NULL,
     PRIMARY KEY (chain_id, number));
 
 -- ServiceRegistry: one row per event (history) and the current state per service.
 CREATE TABLE IF NOT EXISTS service_events (
-    chain_id INTEGER NOT NULL, tx_hash TEXT NOT NULL, log_index INTEGER NOT NULL,
-    block_number INTEGER NOT NULL, timestamp INTEGER NOT NULL, event TEXT NOT NULL,
-    service_id INTEGER NOT NULL, provider TEXT NOT NULL, name TEXT NOT NULL, endpoint TEXT NOT NULL,
-    model INTEGER NOT NULL, token TEXT NOT NULL, price TEXT NOT NULL, period INTEGER NOT NULL,
-    pay_to TEXT NOT NULL, metadata_uri TEXT NOT NULL, active INTEGER NOT NULL,
+    chain_id BIGINT NOT NULL, tx_hash TEXT NOT NULL, log_index BIGINT NOT NULL,
+    block_number BIGINT NOT NULL, timestamp BIGINT NOT NULL, event TEXT NOT NULL,
+    service_id BIGINT NOT NULL, provider TEXT NOT NULL, name TEXT NOT NULL, endpoint TEXT NOT NULL,
+    model BIGINT NOT NULL, token TEXT NOT NULL, price TEXT NOT NULL, period BIGINT NOT NULL,
+    pay_to TEXT NOT NULL, metadata_uri TEXT NOT NULL, active BIGINT NOT NULL,
     PRIMARY KEY (chain_id, tx_hash, log_index));
 CREATE INDEX IF NOT EXISTS service_events_service ON service_events (chain_id, service_id, block_number, log_index);
 CREATE INDEX IF NOT EXISTS service_events_block ON service_events (chain_id, block_number);
 CREATE TABLE IF NOT EXISTS services (
-    chain_id INTEGER NOT NULL, service_id INTEGER NOT NULL, provider TEXT NOT NULL, name TEXT NOT NULL,
-    endpoint TEXT NOT NULL, model INTEGER NOT NULL, token TEXT NOT NULL, price TEXT NOT NULL,
-    price_key TEXT NOT NULL, period INTEGER NOT NULL, pay_to TEXT NOT NULL, metadata_uri TEXT NOT NULL,
-    active INTEGER NOT NULL, registered_block INTEGER NOT NULL, updated_block INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL, PRIMARY KEY (chain_id, service_id));
+    chain_id BIGINT NOT NULL, service_id BIGINT NOT NULL, provider TEXT NOT NULL, name TEXT NOT NULL,
+    endpoint TEXT NOT NULL, model BIGINT NOT NULL, token TEXT NOT NULL, price TEXT NOT NULL,
+    price_key TEXT NOT NULL, period BIGINT NOT NULL, pay_to TEXT NOT NULL, metadata_uri TEXT NOT NULL,
+    active BIGINT NOT NULL, registered_block BIGINT NOT NULL, updated_block BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL, PRIMARY KEY (chain_id, service_id));
 
 -- PaymentRouter.
 CREATE TABLE IF NOT EXISTS payments (
-    chain_id INTEGER NOT NULL, tx_hash TEXT NOT NULL, log_index INTEGER NOT NULL,
-    block_number INTEGER NOT NULL, timestamp INTEGER NOT NULL, payment_id INTEGER NOT NULL,
-    service_id INTEGER NOT NULL, payer TEXT NOT NULL, token TEXT NOT NULL, pay_to TEXT NOT NULL,
-    amount TEXT NOT NULL, fee TEXT NOT NULL, units TEXT NOT NULL, ref TEXT NOT NULL, kind INTEGER NOT NULL,
+    chain_id BIGINT NOT NULL, tx_hash TEXT NOT NULL, log_index BIGINT NOT NULL,
+    block_number BIGINT NOT NULL, timestamp BIGINT NOT NULL, payment_id BIGINT NOT NULL,
+    service_id BIGINT NOT NULL, payer TEXT NOT NULL, token TEXT NOT NULL, pay_to TEXT NOT NULL,
+    amount TEXT NOT NULL, fee TEXT NOT NULL, units TEXT NOT NULL, ref TEXT NOT NULL, kind BIGINT NOT NULL,
     PRIMARY KEY (chain_id, tx_hash, log_index));
 CREATE INDEX IF NOT EXISTS payments_id ON payments (chain_id, payment_id);
 CREATE INDEX IF NOT EXISTS payments_payer ON payments (chain_id, payer, payment_id);
 CREATE INDEX IF NOT EXISTS payments_service ON payments (chain_id, service_id, payment_id);
 CREATE INDEX IF NOT EXISTS payments_block ON payments (chain_id, block_number);
 CREATE TABLE IF NOT EXISTS service_stats (
-    chain_id INTEGER NOT NULL, service_id INTEGER NOT NULL, volume TEXT NOT NULL, fees TEXT NOT NULL,
-    payments INTEGER NOT NULL, last_paid_at INTEGER NOT NULL, PRIMARY KEY (chain_id, service_id));
+    chain_id BIGINT NOT NULL, service_id BIGINT NOT NULL, volume TEXT NOT NULL, fees TEXT NOT NULL,
+    payments BIGINT NOT NULL, last_paid_at BIGINT NOT NULL, PRIMARY KEY (chain_id, service_id));
 CREATE TABLE IF NOT EXISTS subscription_events (
-    chain_id INTEGER NOT NULL, tx_hash TEXT NOT NULL, log_index INTEGER NOT NULL,
-    block_number INTEGER NOT NULL, service_id INTEGER NOT NULL, subscriber TEXT NOT NULL,
-    expires_at INTEGER NOT NULL, payment_id INTEGER NOT NULL, PRIMARY KEY (chain_id, tx_hash, log_index));
+    chain_id BIGINT NOT NULL, tx_hash TEXT NOT NULL, log_index BIGINT NOT NULL,
+    block_number BIGINT NOT NULL, service_id BIGINT NOT NULL, subscriber TEXT NOT NULL,
+    expires_at BIGINT NOT NULL, payment_id BIGINT NOT NULL, PRIMARY KEY (chain_id, tx_hash, log_index));
 CREATE INDEX IF NOT EXISTS subscription_events_key ON subscription_events (chain_id, service_id, subscriber);
 CREATE INDEX IF NOT EXISTS subscription_events_block ON subscription_events (chain_id, block_number);
 CREATE TABLE IF NOT EXISTS subscriptions (
-    chain_id INTEGER NOT NULL, service_id INTEGER NOT NULL, subscriber TEXT NOT NULL, expires_at INTEGER NOT NULL,
-    payment_id INTEGER NOT NULL, updated_block INTEGER NOT NULL, PRIMARY KEY (chain_id, service_id, subscriber));
+    chain_id BIGINT NOT NULL, service_id BIGINT NOT NULL, subscriber TEXT NOT NULL, expires_at BIGINT NOT NULL,
+    payment_id BIGINT NOT NULL, updated_block BIGINT NOT NULL, PRIMARY KEY (chain_id, service_id, subscriber));
 
 -- AgentWallet (and the router's admin events): history as JSON, projections per wallet.
 CREATE TABLE IF NOT EXISTS contract_events (
-    chain_id INTEGER NOT NULL, tx_hash TEXT NOT NULL, log_index INTEGER NOT NULL,
-    block_number INTEGER NOT NULL, timestamp INTEGER NOT NULL, address TEXT NOT NULL, event TEXT NOT NULL,
+    chain_id BIGINT NOT NULL, tx_hash TEXT NOT NULL, log_index BIGINT NOT NULL,
+    block_number BIGINT NOT NULL, timestamp BIGINT NOT NULL, address TEXT NOT NULL, event TEXT NOT NULL,
     args TEXT NOT NULL, PRIMARY KEY (chain_id, tx_hash, log_index));
 CREATE INDEX IF NOT EXISTS contract_events_address ON contract_events (chain_id, address, block_number, log_index);
 CREATE INDEX IF NOT EXISTS contract_events_block ON contract_events (chain_id, block_number);
 CREATE TABLE IF NOT EXISTS wallets (
-    chain_id INTEGER NOT NULL, wallet TEXT NOT NULL, owner TEXT, paused INTEGER NOT NULL DEFAULT 0,
-    request_ttl INTEGER, PRIMARY KEY (chain_id, wallet));
+    chain_id BIGINT NOT NULL, wallet TEXT NOT NULL, owner TEXT, paused BIGINT NOT NULL DEFAULT 0,
+    request_ttl BIGINT, PRIMARY KEY (chain_id, wallet));
 CREATE TABLE IF NOT EXISTS agents (
-    chain_id INTEGER NOT NULL, wallet TEXT NOT NULL, agent TEXT NOT NULL, active INTEGER NOT NULL,
-    paused INTEGER NOT NULL, updated_block INTEGER NOT NULL, PRIMARY KEY (chain_id, wallet, agent));
+    chain_id BIGINT NOT NULL, wallet TEXT NOT NULL, agent TEXT NOT NULL, active BIGINT NOT NULL,
+    paused BIGINT NOT NULL, updated_block BIGINT NOT NULL, PRIMARY KEY (chain_id, wallet, agent));
 CREATE TABLE IF NOT EXISTS rules (
-    chain_id INTEGER NOT NULL, wallet TEXT NOT NULL, agent TEXT NOT NULL, token TEXT NOT NULL,
-    "limit" TEXT NOT NULL, cap TEXT NOT NULL, period INTEGER NOT NULL, float_cap TEXT NOT NULL,
-    updated_block INTEGER NOT NULL, PRIMARY KEY (chain_id, wallet, agent, token));
+    chain_id BIGINT NOT NULL, wallet TEXT NOT NULL, agent TEXT NOT NULL, token TEXT NOT NULL,
+    "limit" TEXT NOT NULL, cap TEXT NOT NULL, period BIGINT NOT NULL, float_cap TEXT NOT NULL,
+    updated_block BIGINT NOT NULL, PRIMARY KEY (chain_id, wallet, agent, token));
 CREATE TABLE IF NOT EXISTS spend (
-    chain_id INTEGER NOT NULL, wallet TEXT NOT NULL, agent TEXT NOT NULL, token TEXT NOT NULL,
-    window_index INTEGER NOT NULL, spent TEXT NOT NULL, updated_block INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    chain_id BIGINT NOT NULL, wallet TEXT NOT NULL, agent TEXT NOT NULL, token TEXT NOT NULL,
+    window_index BIGINT NOT NULL, spent TEXT NOT NULL, updated_block BIGINT NOT NULL, updated_at BIGINT NOT NULL,
     PRIMARY KEY (chain_id, wallet, agent, token));
 CREATE TABLE IF NOT EXISTS approvals (
-    chain_id INTEGER NOT NULL, wallet TEXT NOT NULL, request_id INTEGER NOT NULL, agent TEXT NOT NULL,
+    chain_id BIGINT NOT NULL, wallet TEXT NOT NULL, request_id BIGINT NOT NULL, agent TEXT NOT NULL,
     token TEXT NOT NULL, to_address TEXT NOT NULL, amount TEXT NOT NULL, approved_amount TEXT,
-    ref TEXT NOT NULL, expires_at INTEGER NOT NULL, status TEXT NOT NULL, proposed_block INTEGER NOT NULL,
-    proposed_tx TEXT NOT NULL, updated_block INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    ref TEXT NOT NULL, expires_at BIGINT NOT NULL, status TEXT NOT NULL, proposed_block BIGINT NOT NULL,
+    proposed_tx TEXT NOT NULL, updated_block BIGINT NOT NULL, updated_at BIGINT NOT NULL,
     PRIMARY KEY (chain_id, wallet, request_id));
 CREATE INDEX IF NOT EXISTS approvals_status ON approvals (chain_id, status, expires_at);
 
 -- Subscription renewals the subscriber pre-authorized (EIP-3009 ReceiveWithAuthorization to the router).
 CREATE TABLE IF NOT EXISTS renewals (
-    chain_id INTEGER NOT NULL, service_id INTEGER NOT NULL, subscriber TEXT NOT NULL, token TEXT NOT NULL,
-    nonce TEXT NOT NULL, value TEXT NOT NULL, valid_after INTEGER NOT NULL, valid_before INTEGER NOT NULL,
+    chain_id BIGINT NOT NULL, service_id BIGINT NOT NULL, subscriber TEXT NOT NULL, token TEXT NOT NULL,
+    nonce TEXT NOT NULL, value TEXT NOT NULL, valid_after BIGINT NOT NULL, valid_before BIGINT NOT NULL,
     signature TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'waiting', tx_hash TEXT, error TEXT,
-    created_at REAL NOT NULL, updated_at REAL NOT NULL, PRIMARY KEY (chain_id, subscriber, nonce));
+    created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (chain_id, subscriber, nonce));
 """
 
 # Tables whose rows come from logs; rewind deletes their rows above the fork point.
@@ -121,6 +124,30 @@ STATUS_BY_EVENT = {
     "RequestCancelled": "cancelled", "RequestExpired": "expired",
 }
 APPROVAL_STATUSES = ("pending", "executed", "rejected", "cancelled", "expired")
+
+
+def upsert(table: str, columns: str, key: str, values: str | None = None) -> str:
+    """INSERT ... ON CONFLICT (key) DO UPDATE of every other column (what INSERT OR REPLACE meant,
+    in the syntax SQLite and PostgreSQL share)."""
+    cols, keys = columns.split(), key.split()
+    sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in keys)
+    return (f"INSERT INTO {table} VALUES ({values or ', '.join('?' * len(cols))}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}")
+
+
+UPSERT_CURSOR = upsert("cursor", "chain_id block_number block_hash updated_at", "chain_id")
+UPSERT_BLOCK = upsert("blocks", "chain_id number hash timestamp", "chain_id number")
+UPSERT_STATS = upsert("service_stats", "chain_id service_id volume fees payments last_paid_at", "chain_id service_id")
+UPSERT_SUBSCRIPTION = upsert("subscriptions", "chain_id service_id subscriber expires_at payment_id updated_block",
+                             "chain_id service_id subscriber")
+UPSERT_AGENT = upsert("agents", "chain_id wallet agent active paused updated_block", "chain_id wallet agent")
+UPSERT_RULE = upsert("rules", 'chain_id wallet agent token "limit" cap period float_cap updated_block',
+                     "chain_id wallet agent token")
+UPSERT_SPEND = upsert("spend", "chain_id wallet agent token window_index spent updated_block updated_at",
+                      "chain_id wallet agent token")
+UPSERT_APPROVAL = upsert("approvals", "chain_id wallet request_id agent token to_address amount approved_amount ref "
+                         "expires_at status proposed_block proposed_tx updated_block updated_at",
+                         "chain_id wallet request_id", values="?,?,?,?,?,?,?,NULL,?,?,'pending',?,?,?,?")
 
 
 class StoreError(RuntimeError):
@@ -159,65 +186,59 @@ def price_key(price: int) -> str:
 
 
 class Store:
-    """The keeper's SQLite store. One writer connection (the indexer's thread, guarded by a lock);
-    readers get their own connection per thread (WAL lets them read while the writer writes)."""
+    """The keeper's store. One writer connection (the indexer's thread, guarded by a lock); reads
+    from any thread go through their own connections (SQLite: one per thread, WAL lets them read
+    while the writer writes; PostgreSQL: a small pool).
 
-    def __init__(self, path: str | Path, chain_id: int):
-        self.path = str(path)
+    `where` is a SQLite path (or ":memory:"), a postgresql:// URL, or a keeper.db.Target.
+    `fence`, if set, is called inside every write transaction and raises to refuse it (the leader
+    check on PostgreSQL: a keeper that lost its lock writes nothing)."""
+
+    def __init__(self, where: "str | Path | dbapi.Target", chain_id: int):
+        self.target = dbapi.parse(where)
+        self.path = self.target.location
         self.chain_id = chain_id
-        if self.path != ":memory:":
+        self.fence: Callable[[Any], None] | None = None
+        self._memory = self.path == ":memory:"
+        if not self.target.is_postgres and not self._memory:
             try:
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create the data directory for {self.path}: {exc}") from None
         try:
-            self._db = self._connect()
-            if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the keeper database {self.path}: {exc}") from None
+            self._db = dbapi.connect(self.target)
+            self._db.create_schema(SCHEMA)
+            self._db.execute("INSERT INTO meta VALUES ('schema_version', ?) ON CONFLICT (key) DO NOTHING",
+                             (SCHEMA_VERSION,))
+        except dbapi.ERRORS as exc:
+            raise StoreError(f"cannot open the keeper database {self.target}: {exc}") from None
         self._lock = threading.RLock()
-        self._readers = threading.local()
+        self._readers = None if self._memory else dbapi.readers(self.target)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        db.execute("PRAGMA busy_timeout=30000")
-        return db
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if isinstance(self._readers, dbapi.PostgresReaders):
+                self._readers.close()
 
     # --- reading (any thread) ------------------------------------------------------------------
 
-    def reader(self) -> sqlite3.Connection:
-        """A connection for reads on the calling thread (the writer's own for :memory:)."""
-        if self.path == ":memory:":
-            return self._db
-        db = getattr(self._readers, "db", None)
-        if db is None:
-            db = self._connect()
-            db.execute("PRAGMA query_only=1")
-            self._readers.db = db
-        return db
-
-    def query(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        db = self.reader()
-        cur = db.cursor()
-        cur.row_factory = sqlite3.Row
-        if db is self._db:
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        """Rows (by index and by column name) of a read; sees committed batches only."""
+        if self._readers is None:
             with self._lock:
-                return cur.execute(sql, tuple(params)).fetchall()
-        return cur.execute(sql, tuple(params)).fetchall()
+                return self._db.query(sql, tuple(params))
+        return self._readers.query(sql, tuple(params))
 
     def ping(self) -> bool:
         try:
             self.query("SELECT 1")
             return True
-        except sqlite3.Error:
+        except dbapi.ERRORS:
             return False
 
     # --- identity -------------------------------------------------------------------------------
@@ -232,13 +253,14 @@ class Store:
         Returns True if the store was empty or already bound to the same identity, False if it holds
         another deployment's data (the caller decides: refuse, or `reset()` on a local chain).
         """
+        wanted = {f"id:{k}": v for k, v in identity.items()}
         with self._lock:
-            current = dict(self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'id:%'").fetchall())
-            wanted = {f"id:{k}": v for k, v in identity.items()}
-            if not current:
-                with self._tx():
-                    self._db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(wanted.items()))
-                return True
+            with self._db.tx():  # keepers starting together: one binds, the others then compare
+                current = dict(self._db.execute("SELECT key, value FROM meta WHERE key LIKE 'id:%'").fetchall())
+                if not current:
+                    self._db.executemany("INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                                         sorted(wanted.items()))
+                    return True
             return current == wanted
 
     def reset(self) -> None:
@@ -263,13 +285,13 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._db.tx():
+            if self.fence is not None:
+                self.fence(self._db)
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+
+    def _put_cursor(self, number: int, block_hash: str) -> None:
+        self._db.execute(UPSERT_CURSOR, (self.chain_id, number, block_hash, time.time()))
 
     # --- writing a batch ------------------------------------------------------------------------
 
@@ -281,7 +303,6 @@ class Store:
         cid = self.chain_id
         with self._lock, self._tx():
             db = self._db
-            before = db.total_changes
             payments = []
             stats: dict[int, list[int]] = {}
             for lg in logs:
@@ -302,8 +323,8 @@ class Store:
                         if ts > s[3]:
                             s[3] = ts
             if payments:
-                db.executemany("INSERT OR IGNORE INTO payments VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", payments)
-                fresh = db.total_changes - before
+                fresh = db.executemany("INSERT INTO payments VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+                                       "ON CONFLICT DO NOTHING", payments)
                 if fresh == len(payments):
                     self._add_stats(stats)
                 else:  # some were stored before (a replayed range): recount those services exactly
@@ -319,17 +340,15 @@ class Store:
                     self._apply(lg, ts)
                 else:
                     result.duplicates += 1
-            db.executemany("INSERT OR REPLACE INTO blocks VALUES (?, ?, ?, ?)",
+            db.executemany(UPSERT_BLOCK,
                            [(cid, n, h, ts) for n, (h, ts) in blocks.items()])
             db.execute("DELETE FROM blocks WHERE chain_id = ? AND number < ?", (cid, cursor.block_number - reorg_window))
-            db.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?, ?, ?)",
-                       (cid, cursor.block_number, cursor.block_hash, time.time()))
+            self._put_cursor(cursor.block_number, cursor.block_hash)
         return result
 
     def set_cursor(self, cursor: Cursor) -> None:
         with self._lock, self._tx():
-            self._db.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?, ?, ?)",
-                             (self.chain_id, cursor.block_number, cursor.block_hash, time.time()))
+            self._put_cursor(cursor.block_number, cursor.block_hash)
 
     def _add_stats(self, agg: dict[int, list[int]]) -> None:
         cid = self.chain_id
@@ -341,7 +360,7 @@ class Store:
                 fees += int(row[1])
                 count += row[2]
                 last = max(last, row[3])
-            self._db.execute("INSERT OR REPLACE INTO service_stats VALUES (?, ?, ?, ?, ?, ?)",
+            self._db.execute(UPSERT_STATS,
                              (cid, service_id, str(volume), str(fees), count, last))
 
     def _rebuild_stats(self, service_ids: Iterable[int]) -> None:
@@ -356,7 +375,7 @@ class Store:
                 count += 1
                 last = max(last, ts)
             if count:
-                self._db.execute("INSERT OR REPLACE INTO service_stats VALUES (?, ?, ?, ?, ?, ?)",
+                self._db.execute(UPSERT_STATS,
                                  (cid, service_id, str(volume), str(fees), count, last))
             else:
                 self._db.execute("DELETE FROM service_stats WHERE chain_id = ? AND service_id = ?", (cid, service_id))
@@ -365,18 +384,18 @@ class Store:
         cid, a = self.chain_id, lg.args
         if lg.kind == "registry":
             cur = self._db.execute(
-                "INSERT OR IGNORE INTO service_events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO service_events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (cid, lg.tx_hash, lg.log_index, lg.block_number, ts, lg.event, a["serviceId"], a["provider"],
                  a["name"], a["endpoint"], a["model"], a["token"], str(a["price"]), a["period"], a["payTo"],
                  a["metadataURI"], int(a["active"])))
         elif lg.kind == "router" and lg.event == "SubscriptionExtended":
             cur = self._db.execute(
-                "INSERT OR IGNORE INTO subscription_events VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO subscription_events VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (cid, lg.tx_hash, lg.log_index, lg.block_number, a["serviceId"], a["subscriber"], a["expiresAt"],
                  a["paymentId"]))
         else:
             cur = self._db.execute(
-                "INSERT OR IGNORE INTO contract_events VALUES (?,?,?,?,?,?,?,?)",
+                "INSERT INTO contract_events VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (cid, lg.tx_hash, lg.log_index, lg.block_number, ts, lg.address, lg.event,
                  json.dumps(a, default=str)))
         return cur.rowcount == 1
@@ -400,7 +419,7 @@ class Store:
             return
         if lg.kind == "router":
             if lg.event == "SubscriptionExtended":
-                db.execute("INSERT OR REPLACE INTO subscriptions VALUES (?, ?, ?, ?, ?, ?)",
+                db.execute(UPSERT_SUBSCRIPTION,
                            (cid, a["serviceId"], a["subscriber"], a["expiresAt"], a["paymentId"], lg.block_number))
             return
         if lg.kind != "wallet":
@@ -416,18 +435,18 @@ class Store:
                 active = 0
             else:
                 paused = int(a["paused"])
-            db.execute("INSERT OR REPLACE INTO agents VALUES (?, ?, ?, ?, ?, ?)",
+            db.execute(UPSERT_AGENT,
                        (cid, w, a["agent"], active, paused, lg.block_number))
         elif ev == "RuleSet":
-            db.execute("INSERT OR REPLACE INTO rules VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute(UPSERT_RULE,
                        (cid, w, a["agent"], a["token"], str(a["limit"]), str(a["cap"]), a["period"],
                         str(a["floatCap"]), lg.block_number))
         elif ev in ("Paid", "FloatToppedUp", "Swapped"):
             token = a["tokenIn"] if ev == "Swapped" else a["token"]
-            db.execute("INSERT OR REPLACE INTO spend VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute(UPSERT_SPEND,
                        (cid, w, a["agent"], token, a["windowIndex"], str(a["spentInWindow"]), lg.block_number, ts))
         elif ev == "RequestProposed":
-            db.execute("INSERT OR REPLACE INTO approvals VALUES (?,?,?,?,?,?,?,NULL,?,?,'pending',?,?,?,?)",
+            db.execute(UPSERT_APPROVAL,
                        (cid, w, a["requestId"], a["agent"], a["token"], a["to"], str(a["amount"]), a["ref"],
                         a["expiresAt"], lg.block_number, lg.tx_hash, lg.block_number, ts))
         elif ev in STATUS_BY_EVENT:
@@ -436,7 +455,7 @@ class Store:
                        "updated_block = ?, updated_at = ? WHERE chain_id = ? AND wallet = ? AND request_id = ?",
                        (STATUS_BY_EVENT[ev], approved, lg.block_number, ts, cid, w, a["requestId"]))
         elif ev in ("WalletPauseSet", "OwnershipTransferred", "RequestTtlSet"):
-            db.execute("INSERT OR IGNORE INTO wallets (chain_id, wallet) VALUES (?, ?)", (cid, w))
+            db.execute("INSERT INTO wallets (chain_id, wallet) VALUES (?, ?) ON CONFLICT DO NOTHING", (cid, w))
             column, value = {"WalletPauseSet": ("paused", int(a.get("paused", 0))),
                              "OwnershipTransferred": ("owner", a.get("newOwner")),
                              "RequestTtlSet": ("request_ttl", a.get("ttl"))}[ev]
@@ -476,8 +495,7 @@ class Store:
                     db.execute("INSERT INTO subscriptions VALUES (?, ?, ?, ?, ?, ?)",
                                (cid, service_id, subscriber, row[0], row[1], row[2]))
             self._replay_wallets(wallets)
-            db.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?, ?, ?)",
-                       (cid, n, ancestor.block_hash, time.time()))
+            self._put_cursor(n, ancestor.block_hash)
         return removed
 
     def _replay_services(self, service_ids: set[int]) -> None:
@@ -515,8 +533,8 @@ class Store:
         now = time.time()
         with self._lock, self._tx():
             cur = self._db.execute(
-                "INSERT OR IGNORE INTO renewals (chain_id, service_id, subscriber, token, nonce, value, valid_after, "
-                "valid_before, signature, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT INTO renewals (chain_id, service_id, subscriber, token, nonce, value, valid_after, "
+                "valid_before, signature, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
                 (self.chain_id, service_id, subscriber.lower(), token.lower(), nonce.lower(), str(value), valid_after,
                  valid_before, signature, now, now))
             return cur.rowcount == 1

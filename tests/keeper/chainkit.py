@@ -3,14 +3,13 @@
 Used by the keeper's chain tests and by bench/keeper.py. Transactions come from anvil's unlocked
 dev accounts (eth_sendTransaction), so nothing is signed in Python and event generation is fast.
 The deployment is written as a normal manifest, so the keeper under test starts exactly as it
-would in production.
+would in production. Store helpers take a SQLite path or a postgresql:// URL.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from typing import Any
 
 from web3 import Web3
 
+from keeper import db as dbapi
 from paygent import manifest as manifests
 from paygent.artifacts import PROJECT_ROOT, abi, deployment_bytecode
 from paygent.localchain import LocalChain, free_port
@@ -119,29 +119,34 @@ def spawn_keeper(env: dict[str, str], log: Path | None = None) -> subprocess.Pop
                             stderr=subprocess.STDOUT)
 
 
-def cursor_of(path: Path) -> int:
-    if not path.exists():
+def _reader(where: Path | str) -> Any:
+    return dbapi.connect(where if isinstance(where, Path) or "://" in where else Path(where), readonly=True)
+
+
+def cursor_of(where: Path | str) -> int:
+    """The stored cursor of a SQLite file or a PostgreSQL database; -1 if there is none yet."""
+    if isinstance(where, Path) and not where.exists():
         return -1
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        db = _reader(where)
         try:
             row = db.execute("SELECT block_number FROM cursor").fetchone()
         finally:
             db.close()
-    except sqlite3.Error:
+    except dbapi.ERRORS:
         return -1
     return row[0] if row else -1
 
 
-def wait_for_cursor(path: Path, block: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+def wait_for_cursor(where: Path | str, block: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if cursor_of(path) >= block:
+        if cursor_of(where) >= block:
             return
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"keeper exited with {proc.returncode}")
         time.sleep(0.05)
-    raise AssertionError(f"keeper cursor {cursor_of(path)} did not reach block {block} in {timeout}s")
+    raise AssertionError(f"keeper cursor {cursor_of(where)} did not reach block {block} in {timeout}s")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -158,8 +163,8 @@ def chain_events(stack: Stack) -> set[tuple[str, int]]:
     return {(r["transactionHash"].lower(), int(r["logIndex"], 16)) for r in raw}
 
 
-def store_events(path: Path) -> list[tuple[str, int]]:
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+def store_events(where: Path | str) -> list[tuple[str, int]]:
+    db = _reader(where)
     try:
         rows = []
         for table in ("service_events", "payments", "subscription_events", "contract_events"):
@@ -169,14 +174,14 @@ def store_events(path: Path) -> list[tuple[str, int]]:
         db.close()
 
 
-def assert_store_matches_chain(stack: Stack, path: Path) -> int:
+def assert_store_matches_chain(stack: Stack, where: Path | str) -> int:
     """Every log once, nothing else; projections equal the contracts' own views. Returns the count."""
     want = chain_events(stack)
-    have = store_events(path)
+    have = store_events(where)
     assert len(have) == len(set(have)), "duplicated rows"
     missing, extra = want - set(have), set(have) - want
     assert not missing and not extra, f"{len(missing)} missing, {len(extra)} extra"
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    db = _reader(where)
     try:
         router, registry = stack.contracts["PaymentRouter"], stack.contracts["ServiceRegistry"]
         assert db.execute("SELECT COUNT(*) FROM payments").fetchone()[0] == router.functions.paymentCount().call()

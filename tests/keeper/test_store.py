@@ -1,17 +1,25 @@
-"""The store alone (no chain): idempotent writes, cursor atomicity, rewind rebuilding projections."""
-
-import sqlite3
+"""The store alone (no chain): idempotent writes, cursor atomicity, rewind rebuilding projections —
+each on SQLite and on a real PostgreSQL server (the same SQL for both)."""
 
 import pytest
 
+from keeper import db as dbapi
 from keeper.store import Cursor, Log, Store
 
 from keeper_logs import AGENT, CHAIN, PAYER, PROVIDER, USDC, blocks_for, payment_log, service_log, wallet_log
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def where(request, tmp_path):
+    """Where a store lives: a SQLite file, or an empty PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "k.sqlite"
+    return request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
-def store():
-    return Store(":memory:", CHAIN)
+def store(where):
+    return Store(where, CHAIN)
 
 
 def snapshot(store):
@@ -70,16 +78,34 @@ def test_approval_status_follows_its_events(store):
     assert tuple(row) == ("executed", "9", "4")
 
 
-def test_store_refuses_another_deployment(tmp_path):
-    path = tmp_path / "k.sqlite"
-    first = Store(path, CHAIN)
+def test_store_refuses_another_deployment(where):
+    first = Store(where, CHAIN)
     assert first.bind({"chain_id": "338", "genesis_hash": "0x01"})
     assert first.bind({"chain_id": "338", "genesis_hash": "0x01"})
-    assert not Store(path, CHAIN).bind({"chain_id": "338", "genesis_hash": "0x02"})
+    assert not Store(where, CHAIN).bind({"chain_id": "338", "genesis_hash": "0x02"})
 
 
-def test_readers_see_committed_batches_only(tmp_path):
-    store = Store(tmp_path / "k.sqlite", CHAIN)
+def test_other_connections_see_committed_batches_only(where):
+    store = Store(where, CHAIN)
+    reader = dbapi.connect(where, readonly=True)
     store.commit_batch([payment_log(5, 0, 1)], blocks_for(5), Cursor(5, "0xhash5"))
-    reader = sqlite3.connect(tmp_path / "k.sqlite")
+    with pytest.raises(KeyError):  # a failed batch is invisible to everyone
+        store.commit_batch([payment_log(6, 0, 2), Log(6, 1, "0xbad", "0xregistry", "registry", "ServiceUpdated", {})],
+                           blocks_for(6), Cursor(6, "0xhash6"))
     assert reader.execute("SELECT COUNT(*) FROM payments").fetchone()[0] == 1
+    assert reader.execute("SELECT block_number FROM cursor").fetchone()[0] == 5
+
+
+def test_numbers_wider_than_64_bits_round_trip_exactly(store):
+    huge = 2**96 - 1  # a uint96 price / amount: stored as decimal text, compared by its padded key
+    store.commit_batch([service_log(5, 0, price=huge), payment_log(5, 1, 1, amount=huge, fee=huge)],
+                       blocks_for(5), Cursor(5, "0xhash5"))
+    assert store.query("SELECT price, price_key FROM services")[0][:] == (str(huge), f"{huge:032d}")
+    assert store.query("SELECT volume, fees FROM service_stats")[0][:] == (str(huge), str(huge))
+    assert store.query("SELECT price FROM services WHERE price_key <= ?", (f"{huge - 1:032d}",)) == []
+
+
+def test_rows_answer_by_index_and_by_column_name(store):
+    store.commit_batch([service_log(5, 0, name="oracle")], blocks_for(5), Cursor(5, "0xhash5"))
+    (row,) = store.query("SELECT service_id, name FROM services")
+    assert (row[0], row[1]) == (1, "oracle") and (row["service_id"], row["name"]) == (1, "oracle")
