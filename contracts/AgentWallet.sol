@@ -4,7 +4,6 @@ pragma solidity 0.8.37;
 import {ECDSA} from "./lib/ECDSA.sol";
 import {EIP712} from "./lib/EIP712.sol";
 import {SafeTransfer, TransferFailed} from "./lib/SafeTransfer.sol";
-import {IERC20} from "./interfaces/IERC20.sol";
 import {IUniswapV2Router02} from "./interfaces/IUniswapV2Router02.sol";
 
 /// @title AgentWallet
@@ -367,7 +366,7 @@ contract AgentWallet is EIP712 {
         _requireActiveAgent(msg.sender);
         (uint256 spent, uint256 index) = _spend(msg.sender, token, amount);
         uint256 balanceAfter =
-            (token == address(0) ? msg.sender.balance : IERC20(token).balanceOf(msg.sender)) + amount;
+            (token == address(0) ? msg.sender.balance : SafeTransfer.balanceOf(token, msg.sender)) + amount;
         uint256 floatCap = _caps[msg.sender][token].floatCap;
         if (balanceAfter > floatCap) revert FloatCapExceeded(msg.sender, token, balanceAfter, floatCap);
         SafeTransfer.safeTransferAny(token, msg.sender, amount);
@@ -802,20 +801,35 @@ contract AgentWallet is EIP712 {
     }
 
     /// @dev The router call of swap: approve exactly amountIn, swap to this wallet, approval back
-    ///      to 0, output measured by balance difference and held to minOut (invariant 5).
+    ///      to 0, output measured by balance difference and held to minOut (invariant 5). The
+    ///      router's returned amounts are not decoded: the measured balance is what counts. A router
+    ///      revert (e.g. its own minimum-output check) bubbles up unchanged.
     function _swapExactIn(address router, uint256 amountIn, uint256 minOut, address[] calldata path, uint256 deadline)
         private
         returns (uint256 amountOut)
     {
         address tokenIn = path[0];
         address tokenOut = path[path.length - 1];
-        uint256 before = IERC20(tokenOut).balanceOf(address(this));
+        uint256 before = SafeTransfer.balanceOf(tokenOut, address(this));
         SafeTransfer.safeApprove(tokenIn, router, amountIn);
-        IUniswapV2Router02(router).swapExactTokensForTokens(amountIn, minOut, path, address(this), deadline);
+        _callRouter(router, abi.encodeCall(
+            IUniswapV2Router02.swapExactTokensForTokens, (amountIn, minOut, path, address(this), deadline)
+        ));
         // A UniswapV2 router pulls exactly amountIn, leaving 0: reset only if it did not.
-        if (IERC20(tokenIn).allowance(address(this), router) != 0) SafeTransfer.safeApprove(tokenIn, router, 0);
-        amountOut = IERC20(tokenOut).balanceOf(address(this)) - before;
+        if (SafeTransfer.allowance(tokenIn, address(this), router) != 0) SafeTransfer.safeApprove(tokenIn, router, 0);
+        amountOut = SafeTransfer.balanceOf(tokenOut, address(this)) - before;
         if (amountOut < minOut) revert InsufficientOutput(amountOut, minOut);
+    }
+
+    /// @dev Calls the router without copying its answer; a revert bubbles up with its data.
+    function _callRouter(address router, bytes memory data) private {
+        assembly ("memory-safe") {
+            if iszero(call(gas(), router, 0, add(data, 0x20), mload(data), 0, 0)) {
+                let p := mload(0x40)
+                returndatacopy(p, 0, returndatasize())
+                revert(p, returndatasize())
+            }
+        }
     }
 
     function _existingRequest(uint256 requestId) private view returns (Request storage req) {
