@@ -10,6 +10,11 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # tools/solc-wrapper.js (solcjs). The venv's activate script exports the same, for `ape` by hand.
 export SOLCX_BINARY_PATH := $(CURDIR)/tools/solcx
 
+# `ape compile` recompiles changed files but not the contracts that import them: when a shared
+# library or interface changed since the last build, rebuild everything.
+APE_COMPILE = if [ -f .build/__local__.json ] && [ -n "$$(find contracts/lib contracts/interfaces -name '*.sol' -newer .build/__local__.json)" ]; \
+	then $(BIN)/ape compile --force; else $(BIN)/ape compile; fi
+
 .PHONY: install demo test test-audit bench mutation compile chain chain-stop clean
 
 install: $(BIN)/.installed $(TOOLS)/.installed $(BIN)/anvil
@@ -29,28 +34,28 @@ $(BIN)/anvil: tools/anvil $(BIN)/.installed
 	ln -sf ../../tools/anvil $@
 
 compile: install
-	$(BIN)/ape compile
+	$(APE_COMPILE)
 
 # The tests: unit + quick property profile + x402/keeper/agent, each test session on a private anvil.
 test: install
-	$(BIN)/ape compile
+	$(APE_COMPILE)
 	APE_FOUNDRY_HOST=auto HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-quick} $(BIN)/ape test tests -q
 
 # Auditors: the property suite with many more examples (slow).
 test-audit: install
-	$(BIN)/ape compile
+	$(APE_COMPILE)
 	APE_FOUNDRY_HOST=auto HYPOTHESIS_PROFILE=audit $(BIN)/ape test tests/contracts/test_properties.py -q
 
 mutation: install
-	$(BIN)/ape compile
+	$(APE_COMPILE)
 	$(BIN)/python scripts/mutation.py
 
 bench: install
-	$(BIN)/ape compile
+	$(APE_COMPILE)
 	$(BIN)/python -m bench
 
 demo: install
-	$(BIN)/ape compile
+	$(APE_COMPILE)
 	$(BIN)/python -m paygent.demo
 
 chain: install
