@@ -123,8 +123,8 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "swap-output-to-agent", "swap output goes to the agent instead of the wallet",
         "AgentWallet.sol",
-        "swapExactTokensForTokens(amountIn, minOut, path, address(this), deadline);",
-        "swapExactTokensForTokens(amountIn, minOut, path, msg.sender, deadline);",
+        "(amountIn, minOut, path, address(this), deadline)",
+        "(amountIn, minOut, path, msg.sender, deadline)",
         WALLET,
     ),
     Mutant(
