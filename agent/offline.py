@@ -303,14 +303,14 @@ class OfflinePlanner:
                 intent.amount = Decimal(str((out.error or {}).get("details", {}).get("amount_human", "0")))
         if out.ok or out.code != "over_limit":
             return _report(out)
-        first = _refusal(out)
+        reason = (out.error or {}).get("message", "over the agent's limit")
         amount = (out.error or {}).get("details", {}).get("amount_human") or str(intent.amount)
         request = {**approval, "amount": str(amount), "token": intent.token or "USDC",
                    "reason": intent.clause[:200]}
         if self.approval_wait_seconds is not None:
             request["wait_seconds"] = self.approval_wait_seconds
         ok, text = _report(session.call("request_approval", request))
-        return ok, f"{first}\nAsked the owner instead: {text}"
+        return ok, f"Not mine to pay alone ({reason}), so I asked the owner: {text}"
 
     def _do_approval(self, intent: Intent, session: Session) -> tuple[bool, str]:
         request: dict[str, Any] = {"amount": str(intent.amount), "token": intent.token or "USDC",

@@ -408,7 +408,7 @@ def summary(records: list[StepRecord], runtime: Any, session: Any) -> str:
 
     rows = []
     for i, r in enumerate(records, 1):
-        outcome = "skipped" if r.stop == "skipped" else ("ok" if r.ok else f"refused ({r.stop})")
+        outcome = "skipped" if r.stop == "skipped" else ("ok" if r.ok else r.stop or "refused")
         rows.append((str(i), r.title, r.request[:52], str(len(r.tools)), usdc_text(r.spent), outcome))
     out = ["Summary", table(rows, ("#", "step", "request", "tools", "spent", "result"))]
     limits = runtime.toolbox.get_limits(__import__("agent.tools", fromlist=["GetLimits"]).GetLimits())

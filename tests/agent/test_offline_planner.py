@@ -97,7 +97,7 @@ def test_payment_over_the_cap_asks_the_owner_for_approval():
     answer, tb, session = run(f"pay 3 USDC to {USER}")
     assert tb.tools_called() == ["pay_address", "request_approval"]
     assert tb.calls[1][1]["to"] == USER and tb.calls[1][1]["amount"] == "3"
-    assert answer.ok and "Asked the owner" in answer.text
+    assert answer.ok and "so I asked the owner" in answer.text
     assert session.ledger.spent == 3 * ONE  # executed by the owner's decision, counted afterwards
 
 
