@@ -7,7 +7,7 @@ Routes (responses documented in keeper/README.md):
   GET /stats/services/{id}
   GET /approvals?status=&wallet=&agent=
   GET /agents/{wallet}/{agent}/spend?token=
-  GET /healthz        200 {"status": "ok"} or 503 {"status": "degraded", "reasons": [...]}
+  GET /healthz        200 {"status": "ok", "role": ...} or 503 {"status": "degraded", "reasons": [...]}
   GET /metrics        Prometheus text format
 
 Bad parameters answer 400 {"error": "bad_request", "parameter": ..., "reason": ...}. Amounts are
@@ -16,10 +16,8 @@ decimal strings in atomic units (they do not fit JSON numbers); addresses are ch
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Callable
 
 from eth_utils import to_checksum_address
@@ -30,7 +28,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from keeper import db as dbapi
 from keeper.indexer import Batch, Health, Metrics
+from keeper.leader import SoleKeeper
 from keeper.store import APPROVAL_STATUSES, Store, price_key
 
 MODELS = ("per-call", "metered", "subscription")
@@ -127,7 +127,7 @@ def _cs(address: str | None) -> str | None:
 # Row shapes
 
 
-def service_json(r: sqlite3.Row) -> dict[str, Any]:
+def service_json(r: Any) -> dict[str, Any]:
     return {
         "id": r["service_id"], "provider": _cs(r["provider"]), "name": r["name"], "endpoint": r["endpoint"],
         "model": MODELS[r["model"]] if r["model"] < len(MODELS) else str(r["model"]), "modelId": r["model"],
@@ -137,7 +137,7 @@ def service_json(r: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def payment_json(r: sqlite3.Row) -> dict[str, Any]:
+def payment_json(r: Any) -> dict[str, Any]:
     return {
         "paymentId": r["payment_id"], "serviceId": r["service_id"], "payer": _cs(r["payer"]),
         "token": _cs(r["token"]), "payTo": _cs(r["pay_to"]), "amount": r["amount"], "fee": r["fee"],
@@ -147,7 +147,7 @@ def payment_json(r: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def approval_json(r: sqlite3.Row, now: int) -> dict[str, Any]:
+def approval_json(r: Any, now: int) -> dict[str, Any]:
     return {
         "wallet": _cs(r["wallet"]), "requestId": r["request_id"], "agent": _cs(r["agent"]), "token": _cs(r["token"]),
         "to": _cs(r["to_address"]), "amount": r["amount"], "approvedAmount": r["approved_amount"], "ref": r["ref"],
@@ -164,7 +164,7 @@ def chain_now(store: Store) -> int:
     return int(rows[0][0]) if rows else int(time.time())
 
 
-def spend_json(r: sqlite3.Row, now: int) -> dict[str, Any]:
+def spend_json(r: Any, now: int) -> dict[str, Any]:
     limit, cap, period = int(r["limit"]), int(r["cap"]), r["period"] or 1
     window = now // period
     spent = int(r["spent"]) if r["window_index"] is not None and r["window_index"] == window else 0
@@ -319,12 +319,14 @@ def agent_spend(store: Store, wallet: str, agent: str, q: dict[str, str]) -> dic
 
 
 class Telemetry(Metrics):
-    """Prometheus metrics on a private registry (no global state)."""
+    """Prometheus metrics on a private registry (no global state). `intents` is the facilitator's
+    keeper.intents.IntentStore (settlement counts), `role` the keeper's leader state."""
 
-    def __init__(self, health: Health, intents_db: Path | None = None):
+    def __init__(self, health: Health, intents: Any | None = None, role: Any | None = None):
         self.registry = CollectorRegistry()
         self.health = health
-        self.intents_db = intents_db
+        self.intents = intents
+        self.role = role or SoleKeeper()
         r = self.registry
         Gauge("keeper_indexed_block", "Last block whose logs are stored", registry=r).set_function(
             lambda: health.indexed or 0)
@@ -342,6 +344,10 @@ class Telemetry(Metrics):
         self.settlements = Gauge("keeper_settlements", "Settlement intents by status", ["status"], registry=r)
         for status in ("settled", "failed", "pending"):
             self.settlements.labels(status).set(0)
+        role = Gauge("keeper_role", "1 for this keeper's current role (leader indexes, runs jobs, settles)", ["role"],
+                     registry=r)
+        role.labels("leader").set_function(lambda: 1 if self.role.is_leader else 0)
+        role.labels("follower").set_function(lambda: 0 if self.role.is_leader else 1)
         self._window: list[tuple[float, int]] = []
 
     def batch(self, batch: Batch, inserted: int, seconds: float) -> None:
@@ -361,15 +367,11 @@ class Telemetry(Metrics):
         self.rpc_errors.labels(kind).inc()
 
     def refresh_settlements(self) -> None:
-        if self.intents_db is None or not self.intents_db.exists():
+        if self.intents is None:
             return
         try:
-            db = sqlite3.connect(f"file:{self.intents_db}?mode=ro", uri=True, timeout=2)
-            try:
-                counts = dict(db.execute("SELECT status, COUNT(*) FROM settlement_intents GROUP BY status").fetchall())
-            finally:
-                db.close()
-        except sqlite3.Error:
+            counts = self.intents.counts()
+        except dbapi.ERRORS:
             return
         for status in ("settled", "failed", "pending"):
             self.settlements.labels(status).set(counts.get(status, 0))
@@ -379,18 +381,21 @@ class Telemetry(Metrics):
         return generate_latest(self.registry)
 
 
-def health_report(store: Store, health: Health) -> tuple[bool, dict[str, Any]]:
+def health_report(store: Store, health: Health, role: Any | None = None) -> tuple[bool, dict[str, Any]]:
+    role = role or SoleKeeper()
     reasons = []
     db_ok = store.ping()
     if not db_ok:
         reasons.append("database unreachable")
+    if role.error:
+        reasons.append(f"leader election failing: {role.error}")
     if not health.rpc_ok:
         since = health.rpc_down_since
         reasons.append(f"rpc down{f' for {time.time() - since:.0f}s' if since else ''}: {health.rpc_error or 'no answer yet'}")
     lag = health.lag
     if lag is not None and lag > HEALTHY_LAG:
         reasons.append(f"indexer {lag} blocks behind the head")
-    body = {"status": "ok" if not reasons else "degraded", "reasons": reasons, "head": health.head,
+    body = {"status": "ok" if not reasons else "degraded", "role": role.name, "reasons": reasons, "head": health.head,
             "indexed": health.indexed, "lag": lag, "database": "ok" if db_ok else "error",
             "rpc": "ok" if health.rpc_ok else "down", "reorgs": health.reorgs,
             "uptime": round(time.time() - health.started_at, 1)}
@@ -402,7 +407,8 @@ def health_report(store: Store, health: Health) -> tuple[bool, dict[str, Any]]:
 
 
 def create_app(store: Store, health: Health, telemetry: Telemetry,
-               mounts: list[BaseRoute] | None = None) -> Starlette:
+               mounts: list[BaseRoute] | None = None, role: Any | None = None) -> Starlette:
+    role = role or telemetry.role
     def guarded(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
         def endpoint(request: Request) -> JSONResponse:  # sync: Starlette runs it in its thread pool
             try:
@@ -410,7 +416,7 @@ def create_app(store: Store, health: Health, telemetry: Telemetry,
             except BadRequest as exc:
                 return JSONResponse({"error": "bad_request", "parameter": exc.parameter, "reason": exc.reason},
                                     status_code=400)
-            except sqlite3.Error as exc:
+            except dbapi.ERRORS as exc:
                 return JSONResponse({"error": "database_unavailable", "reason": str(exc)}, status_code=503)
         return endpoint
 
@@ -449,7 +455,7 @@ def create_app(store: Store, health: Health, telemetry: Telemetry,
         return JSONResponse(found) if found else not_found("no such agent or rule in that wallet")
 
     def healthz(_request: Request) -> JSONResponse:
-        ok, body = health_report(store, health)
+        ok, body = health_report(store, health, role)
         return JSONResponse(body, status_code=200 if ok else 503)
 
     def metrics(_request: Request) -> Response:

@@ -1,10 +1,16 @@
 """The keeper daemon: wires settings, store, indexer, jobs, the operator API and the facilitator.
 
-One process, four kinds of threads: the main thread waits for SIGTERM/SIGINT; the indexer (fetcher
-+ writer); uvicorn serving the operator API with the x402 facilitator mounted at the root; the
-apscheduler jobs. Shutdown order on SIGTERM: stop the indexer (its current batch commits or rolls
-back — it is one transaction), let a running job finish (bounded), stop the HTTP server. The whole
-sequence is bounded well under 10 s.
+One process, four kinds of threads: the main thread supervises (leader election, SIGTERM/SIGINT);
+the indexer (fetcher + writer); uvicorn serving the operator API with the x402 facilitator mounted
+at the root; the apscheduler jobs. Shutdown order on SIGTERM: stop the indexer (its current batch
+commits or rolls back — it is one transaction), let a running job finish (bounded), stop the HTTP
+server, give the leader lock up. The whole sequence is bounded well under 10 s.
+
+Roles (keeper/leader.py): on SQLite the keeper is always the leader. On PostgreSQL the main thread
+tries the leader lock every `leader_interval` seconds; the leader runs the indexer, the jobs and
+settlement, a follower serves the read API, /verify and /supported and refuses /settle with 503
+not_leader. A leader that loses its lock or its database (or whose indexer stops on a database
+error) steps down, reports degraded, and competes for the lock again.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from keeper.settings import ConfigError, KeeperSettings
 
@@ -58,7 +64,10 @@ class Keeper:
     settings: KeeperSettings
     manifest: Any
     store: Any
-    indexer: Any
+    role: Any
+    """keeper.leader.SoleKeeper (SQLite) or AdvisoryLock (PostgreSQL)."""
+    make_indexer: Callable[[], Any]
+    """A fresh Indexer for each leadership term (an Indexer runs once)."""
     health: Any
     telemetry: Any
     app: Any
@@ -71,15 +80,18 @@ def build(settings: KeeperSettings) -> Keeper:
     from paygent import keys
     from paygent import manifest as manifests
     from paygent.artifacts import ArtifactsMissingError
+    from keeper import db as dbapi
     from keeper.api import Telemetry, create_app
     from keeper.indexer import Health, Indexer, IndexerConfig, Rpc, Source, contracts_from_manifest, default_decoder
+    from keeper.leader import AdvisoryLock, SoleKeeper, lock_key
     from keeper.store import Store, StoreError
 
     try:
-        sqlite_path = settings.sqlite_path
+        target = settings.database
         net = settings.net
     except (ConfigError, ValueError) as exc:
         raise StartupError(str(exc)) from None
+    where = "PAYGENT_DATABASE_URL: " if target.is_postgres else ""
     try:
         manifest = manifests.require(net.name, settings.deployments_dir)
     except manifests.ManifestError as exc:
@@ -95,19 +107,27 @@ def build(settings: KeeperSettings) -> Keeper:
         raise StartupError(f"the {net.name} manifest names none of ServiceRegistry, PaymentRouter, AgentWallet")
 
     try:
-        store = Store(sqlite_path, manifest.chain_id)
+        store = Store(target, manifest.chain_id)
     except StoreError as exc:
-        raise StartupError(str(exc)) from None
+        raise StartupError(f"{where}{exc}") from None
     identity = {"chain_id": str(manifest.chain_id), "genesis_hash": manifest.genesis_hash.lower(),
                 "contracts": ",".join(sorted(contracts))}
-    if not store.bind(identity):
-        if net.is_local:
-            log.warning("store belongs to an earlier local chain; starting it afresh", extra={"path": str(sqlite_path)})
+    try:
+        bound = store.bind(identity)
+        if not bound and net.is_local:
+            log.warning("store belongs to an earlier local chain; starting it afresh", extra={"store": str(target)})
             store.reset()
-            store.bind(identity)
-        else:
-            raise StartupError(f"{sqlite_path} holds data of another deployment (chain, genesis or contracts differ); "
-                               "point PAYGENT_DATA_DIR elsewhere or move the old store away")
+            bound = store.bind(identity)
+    except dbapi.ERRORS as exc:
+        raise StartupError(f"{where}cannot use the keeper database {target}: {exc}") from None
+    if not bound:
+        raise StartupError(f"{target} holds data of another deployment (chain, genesis or contracts differ); "
+                           + ("use another database for this deployment" if target.is_postgres else
+                              "point PAYGENT_DATA_DIR elsewhere or move the old store away"))
+    role: Any = SoleKeeper()
+    if target.is_postgres:
+        role = AdvisoryLock(target, lock_key(identity))
+        store.fence = role.fence
 
     rpc_url = settings.rpc
     probe = Rpc(rpc_url, timeout=min(3.0, settings.rpc_timeout))
@@ -138,21 +158,31 @@ def build(settings: KeeperSettings) -> Keeper:
     relayer = load_key(settings.relayer_account, settings.relayer_key, "relayer")
     agent = load_key(settings.agent_account, settings.agent_key, "agent")
 
+    intents = None
+    if settings.facilitator and relayer is not None:
+        from keeper.intents import IntentStore
+
+        try:
+            intents = IntentStore(settings.intents_database)
+        except dbapi.ERRORS as exc:
+            raise StartupError(f"{where}cannot open the settlement intents in {settings.intents_database}: {exc}") from None
+
     health = Health()
-    telemetry = Telemetry(health, settings.intents_path)
+    telemetry = Telemetry(health, intents, role)
     start = settings.start_block if settings.start_block is not None else manifest.deployment_block
     config = IndexerConfig(start_block=start, depth=settings.depth, min_range=settings.min_block_range,
                            max_range=settings.max_block_range, max_logs=settings.max_logs_per_batch,
                            poll_interval=settings.poll_interval, max_backoff=settings.max_backoff,
                            reorg_window=settings.reorg_window)
-    indexer = Indexer(lambda: Source(Rpc(rpc_url, settings.rpc_timeout), contracts, decoder), store, config,
-                      health, telemetry)
+
+    def make_indexer() -> Any:
+        return Indexer(lambda: Source(Rpc(rpc_url, settings.rpc_timeout), contracts, decoder), store, config,
+                       health, telemetry)
 
     from starlette.routing import Mount
 
     mounts = []
     facilitator = None
-    intents = None
     w3 = None
     if relayer is not None or agent is not None or settings.facilitator:
         from web3 import Web3
@@ -163,24 +193,139 @@ def build(settings: KeeperSettings) -> Keeper:
             log.warning("x402 facilitator not mounted: no relayer key (PAYGENT_RELAYER_KEY or PAYGENT_RELAYER_ACCOUNT)")
         else:
             from keeper.facilitator import Facilitator, Web3Backend, create_app as facilitator_app
-            from keeper.intents import IntentStore
 
-            intents = IntentStore(settings.intents_path)
             backend = Web3Backend(w3, relayer, router=manifest.contracts.get("PaymentRouter") and
                                   manifest.address("PaymentRouter"),
                                   registry=manifest.contracts.get("ServiceRegistry") and
                                   manifest.address("ServiceRegistry"))
-            facilitator = Facilitator(backend, intents, net, frozenset({manifest.address("USDC")}))
+            facilitator = Facilitator(backend, intents, net, frozenset({manifest.address("USDC")}),
+                                      leader=lambda: role.is_leader)
             mounts.append(Mount("", app=facilitator_app(facilitator)))
-    app = create_app(store, health, telemetry, mounts)
+    app = create_app(store, health, telemetry, mounts, role)
 
     job_context = None
     if settings.jobs and w3 is not None:
         from keeper.jobs import JobContext
 
         job_context = JobContext(settings=settings, store=store, w3=w3, manifest=manifest, relayer=relayer,
-                                 agent=agent, intents=intents, telemetry=telemetry, facilitator=facilitator)
-    return Keeper(settings, manifest, store, indexer, health, telemetry, app, job_context, facilitator)
+                                 agent=agent, intents=intents, telemetry=telemetry, facilitator=facilitator,
+                                 role=role)
+    return Keeper(settings, manifest, store, role, make_indexer, health, telemetry, app, job_context, facilitator)
+
+
+class Duties:
+    """What only the leader does: the indexer thread and the jobs (settlement is gated by the role)."""
+
+    def __init__(self, keeper: Keeper, scheduler: Any | None):
+        self.keeper = keeper
+        self.scheduler = scheduler
+        self.indexer: Any | None = None
+        self.thread: threading.Thread | None = None
+        self.active = False
+
+    @property
+    def winding_down(self) -> bool:
+        """A previous term's indexer thread has not finished yet (a new one must not start beside it)."""
+        return not self.active and self.thread is not None and self.thread.is_alive()
+
+    @property
+    def indexer_died(self) -> bool:
+        return self.active and self.thread is not None and not self.thread.is_alive()
+
+    def start(self) -> None:
+        self.indexer = self.keeper.make_indexer()
+        self.thread = threading.Thread(target=self._index, args=(self.indexer,), name="keeper-indexer", daemon=True)
+        self.thread.start()
+        if self.scheduler is not None:
+            self.scheduler.resume()
+        if self.keeper.facilitator is not None:  # settlements an earlier leader left pending
+            threading.Thread(target=self._reconcile, name="keeper-reconcile", daemon=True).start()
+        self.active = True
+
+    @staticmethod
+    def _index(indexer: Any) -> None:
+        from keeper import db as dbapi
+        from keeper.leader import NotLeader
+
+        try:
+            indexer.run()
+        except (NotLeader, *dbapi.ERRORS) as exc:  # one line; the supervisor decides what follows
+            log.error("indexer stopped: database error", extra={"error": str(exc)[:300]})
+
+    def _reconcile(self) -> None:
+        try:
+            closed = self.keeper.facilitator.reconcile_pending()
+            if closed:
+                log.info("reconciled pending settlements", extra={"closed": closed})
+        except Exception as exc:  # noqa: BLE001 - the reconcile job tries again
+            log.warning("reconcile at leadership start failed", extra={"error": str(exc)[:300]})
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.pause()
+        if self.indexer is not None:
+            self.indexer.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=timeout)
+        self.active = False
+
+
+def _follow(keeper: Keeper, probe: Any) -> None:
+    """A follower's health: the stored cursor (the leader's progress) against the chain head."""
+    from keeper import db as dbapi
+
+    health = keeper.health
+    try:
+        cursor = keeper.store.cursor()
+        health.indexed = cursor.block_number if cursor else None
+    except dbapi.ERRORS:
+        pass
+    try:
+        health.head = int(probe.call("eth_blockNumber"), 16)
+        health.rpc_succeeded()
+    except Exception as exc:  # noqa: BLE001 - reported, retried next check
+        health.rpc_failed(str(exc)[:200])
+
+
+def supervise(keeper: Keeper, duties: Duties, stop: threading.Event, http: threading.Thread) -> None:
+    """The main loop: elect, start or stop the leader's duties, watch the threads. Returns on stop."""
+    from keeper.indexer import Rpc
+
+    role, settings = keeper.role, keeper.settings
+    probe = Rpc(settings.rpc, timeout=min(3.0, settings.rpc_timeout))
+    next_check = 0.0
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + settings.leader_interval
+                leader = role.check()
+                if leader and not duties.active and not duties.winding_down:
+                    if role.exclusive:
+                        log.warning("this keeper is the leader: indexing, jobs and settlement start",
+                                    extra={"role": "leader"})
+                    duties.start()
+                elif not leader and duties.active:
+                    log.warning("stepping down: this keeper is a follower now", extra={"role": "follower",
+                                                                                        "error": role.error})
+                    duties.stop()
+                if not leader:
+                    _follow(keeper, probe)
+            if duties.indexer_died:
+                if not role.exclusive:
+                    log.error("indexer thread died; stopping")
+                    return
+                log.error("stepping down after the indexer stopped; competing for the lock again",
+                          extra={"role": "follower"})
+                duties.stop()
+                role.release()
+                next_check = time.monotonic() + settings.leader_interval
+            if not http.is_alive():
+                log.error("http server stopped (port busy?); stopping")
+                return
+            stop.wait(0.2)
+    finally:
+        probe.close()
 
 
 def run(settings: KeeperSettings) -> int:
@@ -210,35 +355,30 @@ def run(settings: KeeperSettings) -> int:
                             access_log=False, lifespan="off", timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     http = threading.Thread(target=server.run, name="keeper-http", daemon=True)
-    indexer = threading.Thread(target=keeper.indexer.run, name="keeper-indexer", daemon=True)
     scheduler = None
     http.start()
-    indexer.start()
     if keeper.job_context is not None:
         scheduler = BackgroundScheduler(daemon=True)
         jobs.schedule(keeper.job_context, scheduler)
-        scheduler.start()
+        scheduler.start(paused=True)  # resumed while this keeper is the leader
     log.info("keeper running", extra={"network": settings.network, "rpc": settings.rpc, "http": f"{settings.host}:{settings.port}",
-                                      "store": str(settings.sqlite_path), "confirmations": settings.depth,
+                                      "store": str(settings.database), "confirmations": settings.depth,
+                                      "leader_election": "postgresql advisory lock" if keeper.role.exclusive
+                                      else "none (sqlite: sole keeper)",
                                       "facilitator": keeper.facilitator is not None,
                                       "jobs": sorted(jobs.specs) if scheduler else []})
-    while not stop.wait(0.5):
-        if not indexer.is_alive():
-            log.error("indexer thread died; stopping")
-            break
-        if not http.is_alive():
-            log.error("http server stopped (port busy?); stopping")
-            break
+    duties = Duties(keeper, scheduler)
+    supervise(keeper, duties, stop, http)
 
     began = time.monotonic()
-    keeper.indexer.stop.set()
-    indexer.join(timeout=5)
+    duties.stop()
     if scheduler is not None:
         waiter = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True)
         waiter.start()
         waiter.join(timeout=max(0.5, 7 - (time.monotonic() - began)))
     server.should_exit = True
     http.join(timeout=max(0.5, 9 - (time.monotonic() - began)))
+    keeper.role.release()
     keeper.store.close()
     log.info("keeper stopped", extra={"seconds": round(time.monotonic() - began, 2),
                                       "indexed": keeper.health.indexed})

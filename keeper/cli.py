@@ -45,18 +45,22 @@ def run_command(config: Path | None) -> None:
 @click.option("--config", type=click.Path(path_type=Path), default=None)
 def status_command(config: Path | None) -> None:
     """Print the indexer cursor and how many rows the store holds (no chain needed)."""
-    import sqlite3
+    from keeper import db as dbapi
 
     settings = _settings(config)
-    path = settings.sqlite_path
-    if not path.exists():
-        click.echo(f"no keeper store at {path} yet")
+    target = settings.database
+    if not target.is_postgres and not target.path.exists():
+        click.echo(f"no keeper store at {target} yet")
         return
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    cursor = db.execute("SELECT chain_id, block_number, block_hash FROM cursor").fetchall()
-    out = {"store": str(path), "cursor": [dict(zip(("chainId", "block", "hash"), c)) for c in cursor]}
-    for table in ("services", "payments", "subscriptions", "approvals", "agents", "renewals"):
-        out[table] = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: S608
+    try:
+        db = dbapi.connect(target, readonly=True)
+        cursor = db.execute("SELECT chain_id, block_number, block_hash FROM cursor").fetchall()
+        out: dict = {"store": str(target), "cursor": [dict(zip(("chainId", "block", "hash"), c)) for c in cursor]}
+        for table in ("services", "payments", "subscriptions", "approvals", "agents", "renewals"):
+            out[table] = db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: S608
+    except dbapi.ERRORS as exc:
+        click.echo(f"paygent keeper: cannot read the keeper store {target}: {exc}", err=True)
+        sys.exit(2)
     click.echo(json.dumps(out, indent=2))
 
 
@@ -72,7 +76,7 @@ def add_renewal_command(file, config: Path | None) -> None:
     """
     from paygent import manifest as manifests
     from paygent.eip3009 import nonce_service
-    from keeper.store import Store
+    from keeper.store import Store, StoreError
 
     settings = _settings(config)
     data = json.load(file)
@@ -86,12 +90,15 @@ def add_renewal_command(file, config: Path | None) -> None:
             "(sign it with nonce = serviceId << 192 | random)")
     try:
         m = manifests.require(settings.net.name, settings.deployments_dir)
-        store = Store(settings.sqlite_path, m.chain_id)
+        store = Store(settings.database, m.chain_id)
         added = store.add_renewal(int(data["serviceId"]), data["from"], data.get("token") or m.address("USDC"),
                                   data["nonce"], int(data["value"]), int(data["validAfter"]),
                                   int(data["validBefore"]), data["signature"])
     except (KeyError, ValueError, manifests.ManifestError) as exc:
         click.echo(f"paygent keeper: bad renewal: {exc}", err=True)
+        sys.exit(2)
+    except StoreError as exc:
+        click.echo(f"paygent keeper: {exc}", err=True)
         sys.exit(2)
     click.echo("stored" if added else "already stored")
 

@@ -292,17 +292,38 @@ class PostgresDatabase:
             self.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
             self.execute(script)
 
+    def _begin(self) -> Any:
+        """BEGIN on a live connection. A connection that died while idle (server restart, a
+        terminated session) is replaced once: nothing was sent on it yet."""
+        for attempt in (1, 2):
+            conn = self._live()
+            try:
+                conn.execute("BEGIN")
+                return conn
+            except self._psycopg.Error as exc:
+                if attempt == 2 or not conn.broken:
+                    raise self._failed(exc) from exc
+                conn.close()
+        raise AssertionError("unreachable")
+
     @contextmanager
     def tx(self) -> Iterator[None]:
-        conn = self._live()
+        conn = self._begin()
         self._in_tx = True
         try:
-            with conn.transaction():
-                yield
+            yield
+        except BaseException:
+            self._in_tx = False
+            try:
+                conn.execute("ROLLBACK")
+            except self._psycopg.Error:  # the connection is gone: so is the transaction
+                conn.close()
+            raise
+        self._in_tx = False
+        try:
+            conn.execute("COMMIT")
         except self._psycopg.Error as exc:
             raise self._failed(exc) from exc
-        finally:
-            self._in_tx = False
 
     def close(self) -> None:
         self._conn.close()
@@ -318,12 +339,25 @@ class PostgresReaders:
         self._lock = threading.Lock()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of a read. An idle pooled connection that turns out dead is replaced once (a read
+        can be repeated safely)."""
         with self._lock:
             db = self._idle.pop() if self._idle else None
+        pooled = db is not None
         if db is None:
             db = PostgresDatabase(self.url, readonly=True)
         try:
             rows = db.query(sql, params)
+        except DatabaseError:
+            db.close()
+            if not pooled:
+                raise
+            db = PostgresDatabase(self.url, readonly=True)
+            try:
+                rows = db.query(sql, params)
+            except BaseException:
+                db.close()
+                raise
         except BaseException:
             db.close()
             raise

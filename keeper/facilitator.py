@@ -13,6 +13,10 @@ is stored before it is sent. Authorizations made out to the PaymentRouter are
 ReceiveWithAuthorization and go through `router.settleAuthorization(serviceId, ...)`; all others
 are TransferWithAuthorization sent to the token. The same authorization settled twice, or
 concurrently, moves money once; an RPC timeout answers "pending" and is reconciled from the chain.
+
+With several keepers on one PostgreSQL database only the leader settles: a follower answers
+/settle with 503 {"error": "not_leader"} and Retry-After (the payer's authorization is untouched:
+retry it, against the leader or later), and its /payments/{id} reports without reconciling.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from paygent.networks import Network, network_for_x402
 from paygent.wire import cronos, v1, v2
 from paygent.wire.common import WireError, decode_header, parse_model, same_address
 from paygent.wire.exact import ExactEvmPayload, Extra
+from keeper import db as dbapi
 from keeper.intents import Intent, IntentKey, IntentStore, Status
 
 log = logging.getLogger("paygent.facilitator")
@@ -100,6 +105,14 @@ def reason_for_revert(message: str) -> str:
 
 class InfrastructureError(RuntimeError):
     """The chain or the store could not be reached; nothing was decided. HTTP 503."""
+
+
+class NotLeader(InfrastructureError):
+    """This keeper is a follower; settlement runs on the leader. HTTP 503 not_leader."""
+
+
+NOT_LEADER_RETRY_AFTER = 2
+"""Seconds a client is told to wait before retrying a settle a follower refused."""
 
 
 class SimulationReverted(RuntimeError):
@@ -423,7 +436,12 @@ class Facilitator:
     """Seconds to wait for a receipt before answering "pending"."""
     claim_wait: float = 30.0
     """Seconds a concurrent settle of the same authorization waits for the first one to finish."""
+    leader: Callable[[], bool] | None = None
+    """Whether this keeper may settle now (None: always; the keeper passes its leader state)."""
     _now: Callable[[], float] = field(default=time.time, repr=False)
+
+    def may_settle(self) -> bool:
+        return self.leader is None or self.leader()
 
     def __post_init__(self) -> None:
         self.assets = frozenset(a.lower() for a in self.assets)
@@ -513,6 +531,8 @@ class Facilitator:
         return Settlement(Status.FAILED, p.payer, p.requirements_network, p.amount, p.nonce, "", reason)
 
     def settle(self, p: Payment) -> Settlement:
+        if not self.may_settle():
+            raise NotLeader("this keeper is a follower; settlement runs on the leader")
         existing = self.store.get(p.key)
         if existing is not None:
             return self._existing(existing, p)
@@ -625,6 +645,8 @@ class Facilitator:
 
     def status(self, payment_id: str) -> list[Intent]:
         intents = self.store.by_nonce(payment_id)
+        if not self.may_settle():  # a follower reports; the leader reconciles
+            return intents
         return [self.reconcile(i) if i.status is Status.PENDING else i for i in intents]
 
     def supported(self) -> v2.SupportedResponse:
@@ -691,8 +713,19 @@ def create_app(facilitator: Facilitator) -> Starlette:
         except WireError as exc:
             return JSONResponse({"isValid": False, "success": False, "invalidReason": exc.reason,
                                  "errorReason": exc.reason, "invalidMessage": exc.detail}, status_code=400)
+        except NotLeader:
+            return not_leader()
         except InfrastructureError as exc:
             return JSONResponse({"error": "unavailable", "message": str(exc)}, status_code=503)
+        except dbapi.ERRORS as exc:  # intents database down: the recorded intent decides on retry
+            return JSONResponse({"error": "unavailable", "message": f"intents database: {exc}; retry with the same "
+                                 "payment"}, status_code=503)
+
+    def not_leader() -> JSONResponse:
+        return JSONResponse({"error": "not_leader", "reason": "not_leader", "success": False,
+                             "message": "this keeper is a follower; settlement runs on the leader: retry with the "
+                                        "same payment"},
+                            status_code=503, headers={"Retry-After": str(NOT_LEADER_RETRY_AFTER)})
 
     async def verify(request: Request) -> JSONResponse:
         async def run() -> JSONResponse:
@@ -703,6 +736,9 @@ def create_app(facilitator: Facilitator) -> Starlette:
         return await guarded(run)
 
     async def settle(request: Request) -> JSONResponse:
+        if not facilitator.may_settle():
+            return not_leader()
+
         async def run() -> JSONResponse:
             p = parse_standard(await _body(request))
             return _json(settle_response(await run_in_threadpool(facilitator.settle, p)))
@@ -719,6 +755,9 @@ def create_app(facilitator: Facilitator) -> Starlette:
         return await guarded(run)
 
     async def cronos_settle(request: Request) -> JSONResponse:
+        if not facilitator.may_settle():
+            return not_leader()
+
         async def run() -> JSONResponse:
             p = parse_cronos(await _body(request))
             s = await run_in_threadpool(facilitator.settle, p)

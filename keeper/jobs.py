@@ -10,6 +10,8 @@ Every job is idempotent: it re-reads the chain before it acts, and the contracts
 identical action anyway (an expired request cannot expire twice, an EIP-3009 nonce settles once).
 A job never runs concurrently with itself (max_instances=1, coalesced); runs and failures are
 counted in `keeper_job_runs{job, outcome}`. On SIGTERM the scheduler lets a running job finish.
+Only the leader runs jobs: with several keepers on PostgreSQL a follower's scheduler is paused,
+and a run that starts while this keeper is not the leader does nothing (and is not counted).
 
 What each job does:
 - top_up_floats: the agent hot key configured in the keeper (PAYGENT_AGENT_KEY / _ACCOUNT) calls
@@ -29,7 +31,6 @@ What each job does:
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -80,8 +81,10 @@ class Jobs:
         return register
 
     def run(self, name: str, ctx: "JobContext") -> Any:
-        """Run one job now, counting the outcome (what the scheduler calls)."""
+        """Run one job now, counting the outcome (what the scheduler calls). Not the leader: nothing."""
         spec = self.specs[name]
+        if ctx.role is not None and not ctx.role.is_leader:
+            return None
         began = time.perf_counter()
         try:
             result = spec.fn(ctx)
@@ -123,6 +126,8 @@ class JobContext:
     """The mounted keeper.facilitator.Facilitator, whose pending intents a job reconciles."""
     backend: Any | None = None
     """keeper.facilitator.Web3Backend for renewals (built lazily)."""
+    role: Any | None = None
+    """keeper.leader state; jobs run only while `role.is_leader` (None: always)."""
     _alerted: dict[str, float] = field(default_factory=dict)
     _send_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -183,7 +188,7 @@ def _named(contract: Any, fn: str, value: Any) -> dict[str, Any]:
     return {c["name"]: v for c, v in zip(components, value)}
 
 
-def _rows(ctx: JobContext, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+def _rows(ctx: JobContext, sql: str, params: tuple = ()) -> list[Any]:
     return ctx.store.query(sql, params)
 
 
@@ -354,13 +359,4 @@ def alerts(ctx: JobContext) -> int:
 
 
 def _failed_intents(ctx: JobContext) -> list[tuple[str, str, str | None]]:
-    path = getattr(ctx.intents, "path", None)
-    if not path or path == ":memory:":
-        return []
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=2)
-    try:
-        since = time.time() - 86_400
-        return db.execute("SELECT payer, nonce, error FROM settlement_intents WHERE status = 'failed' AND "
-                          "updated_at >= ?", (since,)).fetchall()
-    finally:
-        db.close()
+    return ctx.intents.failed_since(time.time() - 86_400)

@@ -1,7 +1,8 @@
 """Keeper settings: environment variables (prefix PAYGENT_), then an optional TOML file, then defaults.
 
 With no configuration at all the keeper runs against the local chain: RPC http://127.0.0.1:8545,
-manifest deployments/local.json, SQLite under .paygent/keeper/. Nothing else in the keeper reads the
+manifest deployments/local.json, SQLite under .paygent/keeper/. PAYGENT_DATABASE_URL=postgresql://...
+switches the store and the settlement intents to PostgreSQL (several keepers, one leader). Nothing else in the keeper reads the
 environment (keys are loaded through paygent.keys from the variables named here).
 """
 
@@ -15,6 +16,7 @@ from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_valida
 from pydantic_settings import (BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict,
                                TomlConfigSettingsSource)
 
+from keeper import db as dbapi
 from paygent.networks import Network, get_network
 
 CONFIG_ENV = "PAYGENT_KEEPER_CONFIG"
@@ -60,9 +62,17 @@ class KeeperSettings(BaseSettings):
 
     # --- store --------------------------------------------------------------------------------
     data_dir: Path = Path(".paygent/keeper")
-    """Where the SQLite store (keeper.sqlite) and the facilitator's intents live."""
-    database_url: str | None = None
-    """sqlite:///path/to/file.sqlite (default: <data_dir>/keeper.sqlite). PostgreSQL is not supported yet."""
+    """Where the SQLite store (keeper.sqlite) and the facilitator's intents (intents.sqlite) live."""
+    database_url: SecretStr | None = None
+    """Default: SQLite at <data_dir>/keeper.sqlite, one keeper per file (always the leader).
+    sqlite:///path/to/file.sqlite: another SQLite file.
+    postgresql://user:password@host:port/database (or postgres://, libpq query parameters such as
+    ?sslmode=require allowed): the store AND the settlement intents in PostgreSQL. Several keepers may
+    share one database; a session advisory lock elects the leader, which alone indexes, runs jobs and
+    settles. The password is never printed (messages and logs show ***)."""
+    leader_interval: float = Field(default=2.0, gt=0, le=60)
+    """PostgreSQL: seconds between leader-lock attempts (and the leader's check that it still holds it).
+    A follower takes over within about this long after the leader's database session ends."""
 
     # --- HTTP ---------------------------------------------------------------------------------
     host: str = "127.0.0.1"
@@ -153,21 +163,25 @@ class KeeperSettings(BaseSettings):
         return 0 if self.net.is_local else 5
 
     @property
-    def sqlite_path(self) -> Path:
-        """The SQLite file the store uses. Raises ConfigError for URLs this build cannot serve."""
-        url = self.database_url
+    def database(self) -> dbapi.Target:
+        """Where the store lives (SQLite file or PostgreSQL URL). Raises ConfigError for a bad URL."""
+        url = self.database_url.get_secret_value().strip() if self.database_url else ""
         if not url:
-            return self.data_dir / "keeper.sqlite"
-        if url.startswith("sqlite:///"):
-            return Path(url.removeprefix("sqlite:///"))
-        if url.startswith(("postgresql:", "postgres:")):
-            raise ConfigError("PAYGENT_DATABASE_URL: PostgreSQL is not supported by this keeper build yet "
-                              "(psycopg is not installed); use sqlite:///path or leave it unset")
-        raise ConfigError(f"PAYGENT_DATABASE_URL must look like sqlite:///path/keeper.sqlite, got {url.split(':')[0]}:...")
+            return dbapi.Target("sqlite", str(self.data_dir / "keeper.sqlite"))
+        if "://" not in url:
+            raise ConfigError("PAYGENT_DATABASE_URL must look like sqlite:///path/keeper.sqlite or "
+                              "postgresql://user:password@host:port/database")
+        try:
+            return dbapi.parse(url)
+        except ValueError as exc:
+            raise ConfigError(f"PAYGENT_DATABASE_URL: {exc}") from None
 
     @property
-    def intents_path(self) -> Path:
-        return self.data_dir / "intents.sqlite"
+    def intents_database(self) -> dbapi.Target:
+        """Where the facilitator's settlement intents live: <data_dir>/intents.sqlite next to a SQLite
+        store, the same database as the store on PostgreSQL."""
+        store = self.database
+        return store if store.is_postgres else dbapi.Target("sqlite", str(self.data_dir / "intents.sqlite"))
 
 
 def load(config: Path | None = None, **overrides: Any) -> KeeperSettings:
@@ -188,7 +202,7 @@ def load(config: Path | None = None, **overrides: Any) -> KeeperSettings:
     try:
         settings = KeeperSettings(**overrides)
         settings.net  # noqa: B018 - validates the network name
-        settings.sqlite_path  # noqa: B018 - validates the database URL
+        settings.database  # noqa: B018 - validates the database URL
     except ValidationError as exc:
         problems = "; ".join(
             f"PAYGENT_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()

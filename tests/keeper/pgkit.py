@@ -1,7 +1,8 @@
 """A throwaway PostgreSQL server for the keeper's tests (the real server, no stand-in).
 
-`Cluster.start()` runs initdb in a fresh temporary directory (trust authentication, superuser
-`paygent`), starts postgres on a free loopback port with its socket in that directory, and
+`Cluster.start()` runs initdb in a fresh temporary directory (superuser `paygent` with a password:
+TCP connections authenticate with scram-sha-256, so the keeper's URLs carry a password the tests
+can look for in logs), starts postgres on a free loopback port with its socket in that directory, and
 `stop()` stops it and removes the directory. postgres refuses to run as root: as root, the
 directory is given to the `postgres` system user and initdb / pg_ctl run through `runuser`.
 
@@ -21,6 +22,8 @@ from pathlib import Path
 from paygent.localchain import free_port
 
 SUPERUSER = "paygent"
+PASSWORD = "pg-Secret-4-tests"
+"""The superuser's password: it must never appear in any keeper message or log line."""
 
 
 class PostgresMissing(RuntimeError):
@@ -58,16 +61,20 @@ class Cluster:
             raise RuntimeError(f"{' '.join(args[:2])} failed ({done.returncode}): {(done.stderr or done.stdout)[-800:]}")
 
     def start(self) -> "Cluster":
-        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", SUPERUSER, "-E", "UTF8",
-                  "--no-sync")
+        pwfile = self.dir / "pwfile"
+        pwfile.write_text(PASSWORD + "\n")
+        if self._as:
+            os.chown(pwfile, self.dir.stat().st_uid, self.dir.stat().st_gid)
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "--auth-local=trust", "--auth-host=scram-sha-256",
+                  "-U", SUPERUSER, f"--pwfile={pwfile}", "-E", "UTF8", "--no-sync")
         options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.dir / "server.log"),
                   "-w", "-t", "60", "start")
         return self
 
-    def url(self, database: str = "postgres", user: str = SUPERUSER) -> str:
-        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}"
+    def url(self, database: str = "postgres", user: str = SUPERUSER, password: str = PASSWORD) -> str:
+        return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{database}"
 
     def admin(self, sql: str) -> None:
         import psycopg

@@ -52,7 +52,7 @@ def test_daemon_serves_api_and_facilitator_and_stops_on_sigterm(stack, tmp_path)
 
 
 @pytest.mark.parametrize("variable, value, says", [
-    ("PAYGENT_DATABASE_URL", "postgresql://db/keeper", "PostgreSQL is not supported"),
+    ("PAYGENT_DATABASE_URL", "mysql://db/keeper", "PAYGENT_DATABASE_URL"),
     ("PAYGENT_NETWORK", "moonnet", "unknown network"),
     ("PAYGENT_CONFIRMATIONS", "many", "PAYGENT_CONFIRMATIONS"),
     ("PAYGENT_DATA_DIR", "/proc/keeper", "cannot"),
