@@ -150,3 +150,19 @@ def test_sqlite_stays_the_default_next_to_its_intents(tmp_path):
         dbapi.Target("sqlite", str(tmp_path / "keeper.sqlite")), dbapi.Target("sqlite", str(tmp_path / "intents.sqlite")))
     shared = KeeperSettings(data_dir=tmp_path, database_url="postgresql://k@db/k")
     assert shared.database == shared.intents_database == dbapi.Target("postgresql", "postgresql://k@db/k")
+
+
+def test_status_reads_the_postgres_store_and_hides_the_password(pg_url):
+    import json
+
+    from click.testing import CliRunner
+
+    from keeper.cli import keeper
+
+    store = Store(pg_url, CHAIN)
+    store.commit_batch([payment_log(5, 0, 1), payment_log(5, 1, 2)], blocks_for(5), Cursor(5, "0xhash5"))
+    done = CliRunner().invoke(keeper, ["status"], env={"PAYGENT_DATABASE_URL": pg_url})
+    assert done.exit_code == 0, done.output
+    out = json.loads(done.output)
+    assert (out["cursor"], out["payments"]) == ([{"chainId": CHAIN, "block": 5, "hash": "0xhash5"}], 2)
+    assert PASSWORD not in done.output and out["store"] == dbapi.redact(pg_url)
