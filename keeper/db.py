@@ -222,13 +222,14 @@ def pg_sql(sql: str) -> str:
     return out
 
 
-def pg_connect(url: str, *, readonly: bool = False, application_name: str = "paygent-keeper") -> Any:
+def pg_connect(url: str, *, readonly: bool = False, application_name: str = "paygent-keeper",
+               connect_timeout: int = CONNECT_TIMEOUT) -> Any:
     """A psycopg connection in autocommit mode, with TCP keepalives (a dead peer is noticed in
     ~15 s on both sides). Raises DatabaseError with a one-line, password-free reason."""
     import psycopg
 
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=connect_timeout,
                                application_name=application_name, keepalives=1, keepalives_idle=5,
                                keepalives_interval=2, keepalives_count=3)
         conn.execute("SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3")

@@ -89,7 +89,8 @@ class AdvisoryLock:
             try:
                 if self._conn is None or self._conn.closed:
                     self.is_leader, self._pid = False, None
-                    self._conn = dbapi.pg_connect(self.target.location, application_name="paygent-keeper-leader")
+                    self._conn = dbapi.pg_connect(self.target.location, application_name="paygent-keeper-leader",
+                                                  connect_timeout=3)  # the supervisor waits on it
                 conn = self._conn
                 if not self.is_leader:
                     got = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()[0]
