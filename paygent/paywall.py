@@ -7,8 +7,9 @@ clients (ours and the reference SDK's) both understand it. Paid request (`X-PAYM
 `X-PAYMENT-RESPONSE` / `PAYMENT-RESPONSE` on the answer.
 
 Statuses: 400 malformed payment header (with a reason); 402 payment missing, not acceptable, or
-refused by the facilitator (with a reason; nothing moved); 503 settlement pending (retry the *same*
-header; never sign again); 502 facilitator unreachable or broken. Each authorization buys one
+refused by the facilitator (with a reason; nothing moved); 503 settlement pending, or the
+facilitator cannot settle right now (Retry-After; retry the *same* header, never sign again); 502
+facilitator unreachable or broken. Each authorization buys one
 response: a replayed header is refused even though settlement itself is idempotent.
 
 Prices come from the service's ServiceRegistry entry (`route_from_registry`) or are given.
@@ -97,7 +98,14 @@ def route_from_registry(w3: Any, registry: str, router: str, service_id: int, pa
 
 
 class FacilitatorError(RuntimeError):
-    """The facilitator could not be reached or answered something unusable (HTTP 502)."""
+    """The facilitator could not be reached or answered something unusable (HTTP 502), or said it
+    cannot settle right now (HTTP 503, e.g. a keeper that is not the leader): then the paywall
+    answers 503 with the facilitator's Retry-After, and the client resends the same header."""
+
+    def __init__(self, message: str, status: int = 502, retry_after: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
 
 
 class FacilitatorClient(Protocol):
@@ -125,6 +133,10 @@ class HttpFacilitator:
             data = reply.json()
             return v2.SettleResponse(success=False, error_reason=data.get("errorReason", "invalid_payload"),
                                      error_message=data.get("invalidMessage"), network="", status="failed")
+        if reply.status_code == 503:
+            reason = _error_of(reply)
+            raise FacilitatorError(f"facilitator cannot settle now ({reason})", 503,
+                                   reply.headers.get("retry-after") or "2")
         if reply.status_code != 200:
             raise FacilitatorError(f"facilitator answered HTTP {reply.status_code}")
         try:
@@ -134,6 +146,15 @@ class HttpFacilitator:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+def _error_of(reply: httpx.Response) -> str:
+    """The `error` field of a JSON error answer, else the status line."""
+    try:
+        data = reply.json()
+    except ValueError:
+        return f"HTTP {reply.status_code}"
+    return str(data.get("error") or f"HTTP {reply.status_code}") if isinstance(data, dict) else f"HTTP {reply.status_code}"
 
 
 class ServedLog:
@@ -194,7 +215,8 @@ class Paywall:
             outcome = await self._charge(route, resource, headers)
         except FacilitatorError as exc:
             log.warning("paywall %s: %s", route.path, exc)
-            outcome = _Reply(502, {"error": "facilitator_unavailable", "message": str(exc)})
+            outcome = _Reply(exc.status, {"error": "facilitator_unavailable", "message": str(exc)},
+                             {"Retry-After": exc.retry_after} if exc.retry_after else {})
         if isinstance(outcome, _Reply):
             await _send_json(send, outcome)
             return

@@ -177,3 +177,35 @@ def test_v1_flat_cronos_payload_is_paid(seller, planner_factory, funded_usdc, pr
     receipt = v1.SettlementResponse.model_validate(decode_header(reply.headers["X-PAYMENT-RESPONSE"]))
     assert receipt.success and receipt.network == "cronos-testnet"
     assert funded_usdc.balanceOf(provider) == before + route.price
+
+
+def test_a_facilitator_that_cannot_settle_now_is_a_503_with_its_retry_after(raw, facilitator, funded_usdc, payer,
+                                                                              planner_factory):
+    """A keeper that is not the leader answers /settle 503 not_leader: the paywall passes that on
+    as 503 with the facilitator's Retry-After (not a 402 that would invite a new signature), and
+    nothing moves."""
+    facilitator.leader = lambda: False
+    paid = planner_factory().authorize("fp", raw.get("/weather"))
+    answer = raw.get("/weather", headers={paid.header_name: paid.header_value})
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "2"
+    assert answer.json()["error"] == "facilitator_unavailable" and "not_leader" in answer.json()["message"]
+    assert funded_usdc.balanceOf(payer) == 100 * 10**6
+
+
+def test_the_client_resends_the_same_header_until_the_leader_settles(seller, planner_factory, facilitator,
+                                                                     funded_usdc, payer, route):
+    sent = []
+    facilitator.leader = lambda: len(sent) > 1  # a follower for the first paid attempt
+    http = TestClient(seller, base_url="http://seller.test")
+    original = http.send
+
+    def spy(request, **kw):
+        if "payment-signature" in request.headers:
+            sent.append(request.headers["payment-signature"])
+        return original(request, **kw)
+
+    http.send = spy
+    paid = X402Client(planner_factory(), http=http, max_retries=3).get("/weather")
+    assert paid.response.status_code == 200
+    assert len(sent) == 2 and sent[0] == sent[1]
+    assert funded_usdc.balanceOf(payer) == 100 * 10**6 - route.price
