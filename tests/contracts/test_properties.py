@@ -690,6 +690,27 @@ class WalletMachine(RuleBasedStateMachine):
         if receipt is not None:
             req.status = EXPIRED
 
+    def decide_lapsed(self, how: str, k: int, edited: str) -> None:
+        """A request past its expiry, decided anyway (invariant 2: never executed after expiry).
+        Without a lapsed request one is made: agent A proposes and the clock moves to its
+        expiresAt. The decision goes through the common paths with the request's own proposer or
+        the owner, so only RequestHasExpired (or a pause) can explain a refusal."""
+        now = self.clock.now
+        if not any(r.status == PENDING and now >= r.expires_at for r in self.requests.values()):
+            if not any(r.status == PENDING for r in self.requests.values()):
+                self.propose("agentA", "USDC", "random", 10 * ONE_USDC + k)
+            pending = [r.expires_at for r in self.requests.values() if r.status == PENDING]
+            if not pending:
+                return  # the proposal was refused (agent or wallet paused): nothing to decide
+            self.clock.advance(min(pending))
+        pick = 3 + 6 * k  # _pick_request: a lapsed request
+        if how == "cancel":
+            self.cancel(self.requests[self._pick_request(pick)].agent, pick)
+        elif how == "approve":
+            self.approve("owner", pick, edited)
+        else:
+            getattr(self, how)("owner", pick)
+
     def pay_with_sig(self, agent, signer, token, kind, noise, deadline) -> None:
         """Signed intents, relayed by a stranger; a replay of the last one that settled must fail."""
         if signer == "replay":
@@ -858,6 +879,11 @@ class WalletMachine(RuleBasedStateMachine):
             edited=st.sampled_from(["full", "full", "lower", "zero", "above"]),
         )),
         "propose": (2, dict(actor=ACTORS, token=TOKENS, kind=AMOUNT_KINDS, noise=NOISE)),
+        "decide_lapsed": (1, dict(
+            how=st.sampled_from(["approve", "approve", "approve", "reject", "cancel", "expire"]),
+            k=st.integers(0, 9),
+            edited=st.sampled_from(["full", "lower"]),
+        )),
         "set_rule": (2, dict(
             caller=CALLERS,
             agent=st.sampled_from(AGENTS),
