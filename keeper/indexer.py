@@ -30,7 +30,7 @@ import httpx
 from eth_abi import decode as abi_decode
 from eth_utils import keccak
 
-from keeper.store import Cursor, Log, Store
+from keeper.store import PAYMENT_FIELDS, Cursor, Log, PaymentRecord, Store
 
 log = logging.getLogger("paygent.keeper.indexer")
 
@@ -181,6 +181,22 @@ def _compile(indexed: tuple[tuple[str, str], ...], data: tuple[tuple[str, str], 
     return eval(code, {"_signed": _signed, "_dyn_string": _dyn_string, "_dyn_bytes": _dyn_bytes})  # noqa: S307
 
 
+def _compile_record(indexed: tuple[tuple[str, str], ...], data: tuple[tuple[str, str], ...],
+                    order: tuple[str, ...]) -> Callable:
+    """Generate `lambda r, t, d: (block, log index, tx hash, *fields in order)` for a static event:
+    the store's row, without an args dict or a Log object (the high-volume PaymentMade path)."""
+    sources: dict[str, str | None] = {}
+    for i, (name, typ) in enumerate(indexed):
+        sources[name] = _word_expr(typ, f"t[{i + 1}]")
+    for i, (name, typ) in enumerate(data):
+        sources[name] = _word_expr(typ, f"d[{2 + 64 * i}:{66 + 64 * i}]")
+    if sorted(sources) != sorted(order) or any(sources[n] is None for n in order):
+        raise ValueError(f"event fields {sorted(sources)} do not match the record {order}")
+    code = ('lambda r, t, d: (int(r["blockNumber"], 16), int(r["logIndex"], 16), r["transactionHash"], '
+            + ", ".join(str(sources[n]) for n in order) + ")")
+    return eval(code, {"_signed": _signed})  # noqa: S307
+
+
 def _word(typ: str, word: str) -> Any:
     expr = _word_expr(typ, "w")
     if expr is None:
@@ -197,10 +213,13 @@ def _normal(typ: str, value: Any) -> Any:
 
 
 class Decoder:
-    """topic0 -> event spec per contract kind, from the compiled ABIs."""
+    """topic0 -> event spec per contract kind, from the compiled ABIs. The router's PaymentMade,
+    the event there is most of, also gets a record decoder (`payment_topic`, `payment`)."""
 
     def __init__(self, abis: dict[str, list[dict[str, Any]]]):
         self.specs: dict[tuple[str, str], EventSpec] = {}
+        self.payment_topic: str | None = None
+        self.payment: Callable[[dict[str, Any], list[str], str], PaymentRecord] | None = None
         for kind, abi in abis.items():
             for item in abi:
                 if item.get("type") != "event" or item.get("anonymous"):
@@ -211,6 +230,9 @@ class Decoder:
                 data = tuple((i["name"], i["type"]) for i in item["inputs"] if not i.get("indexed"))
                 self.specs[(kind, topic)] = EventSpec(kind, item["name"], topic, indexed, data,
                                                       _compile(indexed, data))
+                if kind == "router" and item["name"] == "PaymentMade":
+                    self.payment_topic = topic
+                    self.payment = _compile_record(indexed, data, PAYMENT_FIELDS)
 
     def decode(self, kind: str, raw: dict[str, Any]) -> Log | None:
         topics = raw["topics"]
@@ -318,10 +340,13 @@ class Source:
                 raise ChainMoved(f"log in block {int(number, 16)} is from another branch")
         return Batch(start, end, first["parentHash"], heads[0]["hash"], raws, blocks, len(raws))
 
-    def decode(self, raws: list[dict[str, Any]]) -> list[Log]:
-        """Decode verified raw logs (done by the writer thread, so fetching the next range overlaps it)."""
+    def decode(self, raws: list[dict[str, Any]]) -> tuple[list[Log], list[PaymentRecord]]:
+        """Decode verified raw logs (done by the writer thread, so fetching the next range overlaps
+        it): PaymentMade straight into payment records, every other event into a Log."""
         logs: list[Log] = []
+        payments: list[PaymentRecord] = []
         decode, kinds = self.decoder.decode, self.kinds
+        payment_topic, payment = self.decoder.payment_topic, self.decoder.payment
         for r in raws:
             if r.get("removed"):
                 continue
@@ -330,11 +355,15 @@ class Source:
             kind = kinds.get(address)
             if kind is None:
                 continue
+            topics = r["topics"]
+            if kind == "router" and payment is not None and topics and topics[0].lower() == payment_topic:
+                payments.append(payment(r, topics, r["data"]))
+                continue
             decoded = decode(kind, r)
             if decoded is not None:
                 logs.append(decoded)
         logs.sort(key=lambda lg: (lg.block_number, lg.log_index))
-        return logs
+        return logs, payments
 
 
 # ------------------------------------------------------------------------------------------------
@@ -598,15 +627,15 @@ class Indexer:
                     continue
                 began = time.perf_counter()
                 new = Cursor(batch.end, batch.end_hash)
-                logs = source.decode(batch.raws)
-                result = self.store.commit_batch(logs, batch.blocks, new, self.config.reorg_window)
+                logs, payments = source.decode(batch.raws)
+                result = self.store.commit_batch(logs, batch.blocks, new, self.config.reorg_window, payments)
                 cursor = new
                 self.health.indexed = cursor.block_number
                 self.health.last_batch_at = time.time()
                 self.health.events += result.inserted
                 self.metrics.batch(batch, result.inserted, time.perf_counter() - began)
                 log.debug("batch", extra={"from_block": batch.start, "to_block": batch.end,
-                                          "events": len(logs), "inserted": result.inserted})
+                                          "events": len(logs) + len(payments), "inserted": result.inserted})
         finally:
             self.stop.set()
             if self._fetcher is not None:

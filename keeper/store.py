@@ -168,6 +168,21 @@ class Log:
     args: dict[str, Any]
 
 
+PAYMENT_FIELDS = ("paymentId", "serviceId", "payer", "token", "payTo", "amount", "fee", "units", "ref", "kind")
+"""PaymentMade's arguments in the order of the payments table (and of a PaymentRecord after its
+first three fields)."""
+
+PaymentRecord = tuple
+"""A decoded PaymentMade, for the high-volume path that skips Log objects: (block_number,
+log_index, tx_hash, *PAYMENT_FIELDS values), amounts as ints. The indexer's decoder emits these;
+`commit_batch` also accepts PaymentMade as a Log."""
+
+
+def payment_record(lg: Log) -> PaymentRecord:
+    a = lg.args
+    return (lg.block_number, lg.log_index, lg.tx_hash, *(a[f] for f in PAYMENT_FIELDS))
+
+
 @dataclass(frozen=True)
 class Cursor:
     block_number: int
@@ -296,44 +311,45 @@ class Store:
     # --- writing a batch ------------------------------------------------------------------------
 
     def commit_batch(self, logs: list[Log], blocks: dict[int, tuple[str, int]], cursor: Cursor,
-                     reorg_window: int = 512) -> BatchResult:
-        """Store `logs` (in chain order), the hashes of `blocks` {number: (hash, timestamp)} and the
-        new cursor, all in one transaction."""
+                     reorg_window: int = 512, payments: Iterable[PaymentRecord] = ()) -> BatchResult:
+        """Store `logs` (in chain order) and the PaymentMade `payments` records, the hashes of
+        `blocks` {number: (hash, timestamp)} and the new cursor, all in one transaction. Payments
+        do not depend on other events, so they are written first."""
         result = BatchResult()
         cid = self.chain_id
+        records = list(payments)
+        others = []
+        for lg in logs:
+            if lg.event == "PaymentMade" and lg.kind == "router":
+                records.append(payment_record(lg))
+            else:
+                others.append(lg)
         with self._lock, self._tx():
             db = self._db
-            payments = []
+            rows = []
             stats: dict[int, list[int]] = {}
-            for lg in logs:
-                if lg.event == "PaymentMade" and lg.kind == "router":
-                    a = lg.args
-                    ts = blocks[lg.block_number][1]
-                    sid, amount, fee = a["serviceId"], a["amount"], a["fee"]
-                    payments.append((cid, lg.tx_hash, lg.log_index, lg.block_number, ts, a["paymentId"], sid,
-                                     a["payer"], a["token"], a["payTo"], str(amount), str(fee), str(a["units"]),
-                                     a["ref"], a["kind"]))
-                    s = stats.get(sid)
-                    if s is None:
-                        stats[sid] = [amount, fee, 1, ts]
-                    else:
-                        s[0] += amount
-                        s[1] += fee
-                        s[2] += 1
-                        if ts > s[3]:
-                            s[3] = ts
-            if payments:
-                fresh = db.executemany("INSERT INTO payments VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-                                       "ON CONFLICT DO NOTHING", payments)
-                if fresh == len(payments):
+            for bn, li, tx, pid, sid, payer, token, pay_to, amount, fee, units, ref, kind in records:
+                ts = blocks[bn][1]
+                rows.append((cid, tx, li, bn, ts, pid, sid, payer, token, pay_to, str(amount), str(fee), str(units),
+                             ref, kind))
+                s = stats.get(sid)
+                if s is None:
+                    stats[sid] = [amount, fee, 1, ts]
+                else:
+                    s[0] += amount
+                    s[1] += fee
+                    s[2] += 1
+                    if ts > s[3]:
+                        s[3] = ts
+            if rows:
+                fresh = dbapi.insert_rows(db, "INSERT INTO payments", "ON CONFLICT DO NOTHING", rows, 15)
+                if fresh == len(rows):
                     self._add_stats(stats)
                 else:  # some were stored before (a replayed range): recount those services exactly
                     self._rebuild_stats(set(stats))
                 result.inserted += fresh
-                result.duplicates += len(payments) - fresh
-            for lg in logs:
-                if lg.kind == "router" and lg.event == "PaymentMade":
-                    continue
+                result.duplicates += len(rows) - fresh
+            for lg in others:
                 ts = blocks[lg.block_number][1]
                 if self._insert_history(lg, ts):
                     result.inserted += 1
