@@ -604,8 +604,8 @@ class WalletMachine(RuleBasedStateMachine):
         else:
             getattr(self, how)(caller, pick)
 
-    def approve(self, caller: str, pick: int, edited: str) -> None:
-        rid = self._pick_request(pick)
+    def approve(self, caller: str, pick: int, edited: str, rid: int | None = None) -> None:
+        rid = self._pick_request(pick) if rid is None else rid
         req = self.requests.get(rid)
         requested = req.amount if req else 1
         amount = {"full": requested, "lower": max(requested // 2, 1), "zero": 0, "above": requested + 1}[edited]
@@ -689,6 +689,40 @@ class WalletMachine(RuleBasedStateMachine):
         receipt, _ = attempt(self.clock, why, self.wallet.expire, rid, sender=self.a[caller])
         if receipt is not None:
             req.status = EXPIRED
+
+    def spend_past_the_limit(self, agent: str, token: str, path: str) -> None:
+        """An agent spends until less than a cap is left in its window, then one unit more than
+        is left, by `path` (invariant 1: LimitExceeded, not CapExceeded, explains the refusal).
+        The model predicts every step, so a paused agent or wallet, a missing rule or a short
+        wallet are fine: their own errors are expected instead."""
+        t = self.tokens[token]
+        for _ in range(4):  # a cap is at least a fifth of the limit in these rules
+            r = self.rules[(agent, t)]
+            if r.cap == 0 or r.limit - r.spent_now(self.clock.now) < r.cap or self._agent_errors(agent):
+                break
+            self.pay(agent, token, "available", 0, True)
+        if path == "pay" or (path == "swap" and token == "NATIVE") or (path != "swap" and token == "WCRO"):
+            self.pay(agent, token, "remaining+1", 0, True)
+        elif path == "top_up_float":
+            self.top_up_float(agent, token, "remaining+1", 0)
+        elif path == "pay_with_sig":
+            self.pay_with_sig(agent, "agent", token, "remaining+1", 0, "later")
+        else:
+            self.swap(agent, "USDC>WCRO" if token == "USDC" else "WCRO>USDC", "vvs", "remaining+1", 0, "zero", "later")
+
+    def approve_twice(self, agent: str, edited: str, k: int) -> None:
+        """The owner approves a live request (made here if there is none), then approves it again
+        (invariant 2: it executes once; the second approval is RequestNotPending)."""
+        now = self.clock.now
+        live = [rid for rid, r in self.requests.items() if r.status == PENDING and now < r.expires_at]
+        if not live:
+            self.propose(agent, "USDC", "random", 2 * ONE_USDC + k)
+            live = [rid for rid, r in self.requests.items() if r.status == PENDING and now < r.expires_at]
+            if not live:
+                return  # the proposal was refused (agent or wallet paused): nothing to approve
+        rid = live[k % len(live)]
+        self.approve("owner", 0, edited, rid=rid)
+        self.approve("owner", 0, "full", rid=rid)
 
     def decide_lapsed(self, how: str, k: int, edited: str) -> None:
         """A request past its expiry, decided anyway (invariant 2: never executed after expiry).
@@ -879,6 +913,16 @@ class WalletMachine(RuleBasedStateMachine):
             edited=st.sampled_from(["full", "full", "lower", "zero", "above"]),
         )),
         "propose": (2, dict(actor=ACTORS, token=TOKENS, kind=AMOUNT_KINDS, noise=NOISE)),
+        "spend_past_the_limit": (1, dict(
+            agent=st.sampled_from(AGENTS),
+            token=st.sampled_from(["USDC", "USDC", "NATIVE", "WCRO"]),
+            path=st.sampled_from(["pay", "pay", "top_up_float", "pay_with_sig", "swap"]),
+        )),
+        "approve_twice": (1, dict(
+            agent=st.sampled_from(AGENTS),
+            edited=st.sampled_from(["full", "lower"]),
+            k=st.integers(0, 9),
+        )),
         "decide_lapsed": (1, dict(
             how=st.sampled_from(["approve", "approve", "approve", "reject", "cancel", "expire"]),
             k=st.integers(0, 9),
