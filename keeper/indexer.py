@@ -1,11 +1,14 @@
 """Reorg-safe indexer for ServiceRegistry, PaymentRouter and AgentWallet events.
 
 Pipeline (two threads, bounded):
-  fetcher:  header(to) -> eth_getLogs(from..to) -> headers(from, log blocks, to) in one batch
-            -> checks every log's blockHash and that `to` did not change meanwhile -> decodes
-            -> queue (at most `QUEUE_DEPTH` batches ahead)
-  writer:   checks the batch continues the cursor (from == cursor + 1, parentHash(from) == cursor
-            hash) -> writes rows + block hashes + cursor in one transaction.
+  fetcher:  header(to) -> eth_getLogs(from..to) sent from a worker thread, and the NEXT range's
+            request sent right after it (one range ahead, so the node works while this process
+            parses, decodes and writes) -> headers(from, log blocks, to) in one batch -> checks
+            every log's blockHash and that `to` did not change meanwhile -> queue (at most
+            `QUEUE_DEPTH` batches ahead)
+  writer:   decodes (PaymentMade straight into store records) -> checks the batch continues the
+            cursor (from == cursor + 1, parentHash(from) == cursor hash) -> writes rows + block
+            hashes + cursor in one transaction.
 A batch that does not continue the cursor means the chain reorganised under us: the writer finds
 the fork point among the stored block hashes, rewinds the store to it and restarts the fetcher.
 
@@ -19,10 +22,12 @@ event data is decoded by slicing 32-byte words (eth_abi only for events with str
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -60,12 +65,13 @@ class RpcTimeout(RpcUnavailable):
 
 
 class Rpc:
-    """A small JSON-RPC client over one keep-alive HTTP connection (one per thread)."""
+    """A small JSON-RPC client over keep-alive HTTP connections (httpx's pool: safe to share
+    between the fetcher and its getLogs worker threads; request ids come from one counter)."""
 
     def __init__(self, url: str, timeout: float = 10.0):
         self.url = url
         self._client = httpx.Client(timeout=timeout, headers={"content-type": "application/json"})
-        self._id = 0
+        self._ids = itertools.count(1)
 
     def close(self) -> None:
         self._client.close()
@@ -85,8 +91,7 @@ class Rpc:
             raise RpcUnavailable(f"{self.url}: answer is not JSON (HTTP {reply.status_code})") from None
 
     def call(self, method: str, params: list[Any] | None = None) -> Any:
-        self._id += 1
-        body = self._post({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params or []})
+        body = self._post({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params or []})
         if "error" in body:
             raise RpcError(method, body["error"])
         return body["result"]
@@ -94,16 +99,15 @@ class Rpc:
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         if not calls:
             return []
-        base = self._id
-        self._id += len(calls)
-        body = self._post([{"jsonrpc": "2.0", "id": base + i, "method": m, "params": p}
+        ids = [next(self._ids) for _ in calls]
+        body = self._post([{"jsonrpc": "2.0", "id": ids[i], "method": m, "params": p}
                            for i, (m, p) in enumerate(calls)])
         if isinstance(body, dict):  # the whole batch was refused
             raise RpcError("batch", body.get("error", {"message": str(body)}))
         by_id = {item.get("id"): item for item in body}
         out = []
         for i, (m, _p) in enumerate(calls):
-            item = by_id.get(base + i)
+            item = by_id.get(ids[i])
             if item is None:
                 raise RpcUnavailable(f"batch answer misses the reply to {m}")
             if "error" in item:
@@ -192,7 +196,7 @@ def _compile_record(indexed: tuple[tuple[str, str], ...], data: tuple[tuple[str,
         sources[name] = _word_expr(typ, f"d[{2 + 64 * i}:{66 + 64 * i}]")
     if sorted(sources) != sorted(order) or any(sources[n] is None for n in order):
         raise ValueError(f"event fields {sorted(sources)} do not match the record {order}")
-    code = ('lambda r, t, d: (int(r["blockNumber"], 16), int(r["logIndex"], 16), r["transactionHash"], '
+    code = ('lambda r, t, d: (int(r["blockNumber"], 16), int(r["logIndex"], 16), r["transactionHash"].lower(), '
             + ", ".join(str(sources[n]) for n in order) + ")")
     return eval(code, {"_signed": _signed})  # noqa: S307
 
@@ -283,14 +287,48 @@ class Batch:
 _TOO_MANY = ("more than", "too many", "too large", "range", "limit", "exceed", "size", "response")
 
 
+@dataclass
+class Pending:
+    """A range whose eth_getLogs is in flight: `begin` read the header of `end` first, `finish`
+    checks it again once the logs are in."""
+
+    start: int
+    end: int
+    top: dict[str, Any]
+    logs: Future
+
+
 class Source:
-    """Fetches and verifies one block range for a set of contracts."""
+    """Fetches and verifies block ranges for a set of contracts.
+
+    `begin(start, end)` sends the range's eth_getLogs from a worker thread and returns at once, so
+    the fetcher can put the NEXT range's request in flight before it reads and verifies this one:
+    the node then works while this process parses JSON, decodes and writes (one range ahead; two
+    request on its own daemon thread, so it is never queued behind the parsing of the previous
+    answer and never holds up the process at exit)."""
 
     def __init__(self, rpc: Rpc, contracts: dict[str, str], decoder: Decoder):
         self.rpc = rpc
         self.kinds = {a.lower(): k for a, k in contracts.items()}
         self.addresses = sorted(self.kinds)
         self.decoder = decoder
+        self._by_spelling: dict[str, str] = {}
+        """A node's spelling of a contract address (checksummed or not) -> kind ("" for others)."""
+
+    def close(self) -> None:
+        self.rpc.close()
+
+    def _in_background(self, start: int, end: int) -> Future:
+        future: Future = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(self.get_logs(start, end))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever calls finish()
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="keeper-getlogs", daemon=True).start()
+        return future
 
     def head(self) -> int:
         return int(self.rpc.call("eth_blockNumber"), 16)
@@ -309,11 +347,20 @@ class Source:
         except RpcTimeout as exc:
             raise RangeTooLarge(str(exc)) from None
 
-    def fetch(self, start: int, end: int) -> Batch:
+    def begin(self, start: int, end: int) -> Pending:
         top = self.header(end)
         if top is None:
             raise ChainMoved(f"block {end} is gone")
-        raws = self.get_logs(start, end)
+        return Pending(start, end, top, self._in_background(start, end))
+
+    def fetch(self, start: int, end: int) -> Batch:
+        return self.finish(self.begin(start, end))
+
+    def finish(self, pending: Pending) -> Batch:
+        """The range's logs, checked: every log's blockHash is the canonical hash of its block, and
+        the header of `end` did not change while the logs were fetched. Raises what getLogs raised."""
+        start, end, top = pending.start, pending.end, pending.top
+        raws = pending.logs.result()
         numbers = sorted({int(r["blockNumber"], 16) for r in raws} | {start})
         heads = self.rpc.batch([("eth_getBlockByNumber", [hex(end), False])]
                                + [("eth_getBlockByNumber", [hex(n), False]) for n in numbers if n != end])
@@ -342,23 +389,30 @@ class Source:
 
     def decode(self, raws: list[dict[str, Any]]) -> tuple[list[Log], list[PaymentRecord]]:
         """Decode verified raw logs (done by the writer thread, so fetching the next range overlaps
-        it): PaymentMade straight into payment records, every other event into a Log."""
+        it): PaymentMade straight into payment records, every other event into a Log. Addresses,
+        hashes and topics are compared lower-case; the loop is the indexer's hottest code, so a
+        node's spelling of an address is looked up once and PaymentMade is tested first."""
         logs: list[Log] = []
         payments: list[PaymentRecord] = []
-        decode, kinds = self.decoder.decode, self.kinds
+        add_payment = payments.append
+        decode, by_spelling = self.decoder.decode, self._by_spelling
         payment_topic, payment = self.decoder.payment_topic, self.decoder.payment
         for r in raws:
             if r.get("removed"):
                 continue
-            address = r["address"] = r["address"].lower()
-            r["transactionHash"] = r["transactionHash"].lower()
-            kind = kinds.get(address)
+            spelled = r["address"]
+            kind = by_spelling.get(spelled)
             if kind is None:
+                kind = by_spelling[spelled] = self.kinds.get(spelled.lower(), "")
+            if not kind:
                 continue
             topics = r["topics"]
-            if kind == "router" and payment is not None and topics and topics[0].lower() == payment_topic:
-                payments.append(payment(r, topics, r["data"]))
+            if kind == "router" and topics and payment is not None and (
+                    topics[0] == payment_topic or topics[0].lower() == payment_topic):
+                add_payment(payment(r, topics, r["data"]))
                 continue
+            r["address"] = spelled.lower()
+            r["transactionHash"] = r["transactionHash"].lower()
             decoded = decode(kind, r)
             if decoded is not None:
                 logs.append(decoded)
@@ -468,6 +522,7 @@ class Indexer:
         cfg = self.config
         target = -1
         failures = 0
+        ahead: tuple[int, Pending] | None = None  # (generation, the next range, already requested)
         try:
             while not self.stop.is_set():
                 with self._lock:
@@ -475,6 +530,7 @@ class Indexer:
                 if start is None:
                     self.stop.wait(0.05)
                     continue
+                end = start
                 try:
                     if start > target:
                         head = source.head()
@@ -484,9 +540,17 @@ class Indexer:
                         if start > target:
                             self.stop.wait(cfg.poll_interval)
                             continue
-                    end = min(target, start + self._range - 1)
-                    batch = source.fetch(start, end)
+                    if ahead is not None and ahead[0] == gen and ahead[1].start == start:
+                        pending, ahead = ahead[1], None
+                    else:  # nothing requested yet, or the plan changed (restart, reorg): drop it
+                        ahead = None
+                        pending = source.begin(start, min(target, start + self._range - 1))
+                    end = pending.end
+                    if end < target:  # the next range goes out before this one is read
+                        ahead = (gen, source.begin(end + 1, min(target, end + self._range)))
+                    batch = source.finish(pending)
                 except RangeTooLarge as exc:
+                    ahead = None
                     self.metrics.rpc_error("range")
                     span = end - start + 1
                     if span > cfg.min_range:
@@ -499,10 +563,12 @@ class Indexer:
                     self.stop.wait(self._backoff(failures))
                     continue
                 except ChainMoved as exc:
+                    ahead = None
                     log.info("chain moved during fetch; retrying", extra={"reason": str(exc)})
                     target = -1
                     continue
                 except (RpcUnavailable, RpcError) as exc:
+                    ahead = None
                     failures += 1
                     self.metrics.rpc_error("unavailable" if isinstance(exc, RpcUnavailable) else "error")
                     self.health.rpc_failed(str(exc))
@@ -533,7 +599,7 @@ class Indexer:
                         if gen != self._gen:
                             break
         finally:
-            source.rpc.close()
+            source.close()
 
     # --- the writer -------------------------------------------------------------------------------
 
@@ -604,7 +670,7 @@ class Indexer:
                 log.warning("rpc unavailable at start; retrying", extra={"error": str(exc)[:300]})
                 self.stop.wait(self._backoff(attempt))
         else:
-            source.rpc.close()
+            source.close()
             return
         self.health.indexed = cursor.block_number
         self._restart_fetch(cursor.block_number + 1)
@@ -640,7 +706,7 @@ class Indexer:
             self.stop.set()
             if self._fetcher is not None:
                 self._fetcher.join(timeout=5)
-            source.rpc.close()
+            source.close()
 
 
 def contracts_from_manifest(manifest: Any, extra_wallets: list[str] | None = None) -> dict[str, str]:

@@ -349,6 +349,9 @@ class Store:
                     self._rebuild_stats(set(stats))
                 result.inserted += fresh
                 result.duplicates += len(rows) - fresh
+            registry = [lg for lg in others if lg.kind == "registry"]
+            if len(registry) > 1 and self._registry_bulk(registry, blocks, result):
+                others = [lg for lg in others if lg.kind != "registry"]
             for lg in others:
                 ts = blocks[lg.block_number][1]
                 if self._insert_history(lg, ts):
@@ -396,14 +399,43 @@ class Store:
             else:
                 self._db.execute("DELETE FROM service_stats WHERE chain_id = ? AND service_id = ?", (cid, service_id))
 
+    def _service_event_row(self, lg: Log, ts: int) -> tuple:
+        a = lg.args
+        return (self.chain_id, lg.tx_hash, lg.log_index, lg.block_number, ts, lg.event, a["serviceId"], a["provider"],
+                a["name"], a["endpoint"], a["model"], a["token"], str(a["price"]), a["period"], a["payTo"],
+                a["metadataURI"], int(a["active"]))
+
+    def _registry_bulk(self, logs: list[Log], blocks: dict[int, tuple[str, int]], result: BatchResult) -> bool:
+        """All of a batch's registry events at once: one multi-row history insert, then only the
+        first and the last event of each service projected (every event carries every field, so
+        that is the state all of them lead to; the first one keeps a registration's block).
+        False, with nothing written, if some were stored before: the caller then goes row by row."""
+        rows = [self._service_event_row(lg, blocks[lg.block_number][1]) for lg in logs]
+        self._db.execute("SAVEPOINT registry_bulk")
+        fresh = dbapi.insert_rows(self._db, "INSERT INTO service_events", "ON CONFLICT DO NOTHING", rows, 17)
+        if fresh != len(rows):  # a (partly) replayed range: undo, the per-row path decides each event
+            self._db.execute("ROLLBACK TO SAVEPOINT registry_bulk")
+            self._db.execute("RELEASE SAVEPOINT registry_bulk")
+            return False
+        self._db.execute("RELEASE SAVEPOINT registry_bulk")
+        first: dict[int, Log] = {}
+        last: dict[int, Log] = {}
+        for lg in logs:
+            first.setdefault(lg.args["serviceId"], lg)
+            last[lg.args["serviceId"]] = lg
+        for sid, lg in first.items():
+            self._apply(lg, blocks[lg.block_number][1])
+            if last[sid] is not lg:
+                self._apply(last[sid], blocks[last[sid].block_number][1])
+        result.inserted += fresh
+        return True
+
     def _insert_history(self, lg: Log, ts: int) -> bool:
         cid, a = self.chain_id, lg.args
         if lg.kind == "registry":
             cur = self._db.execute(
                 "INSERT INTO service_events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                (cid, lg.tx_hash, lg.log_index, lg.block_number, ts, lg.event, a["serviceId"], a["provider"],
-                 a["name"], a["endpoint"], a["model"], a["token"], str(a["price"]), a["period"], a["payTo"],
-                 a["metadataURI"], int(a["active"])))
+                self._service_event_row(lg, ts))
         elif lg.kind == "router" and lg.event == "SubscriptionExtended":
             cur = self._db.execute(
                 "INSERT INTO subscription_events VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",

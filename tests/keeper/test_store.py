@@ -109,3 +109,38 @@ def test_rows_answer_by_index_and_by_column_name(store):
     store.commit_batch([service_log(5, 0, name="oracle")], blocks_for(5), Cursor(5, "0xhash5"))
     (row,) = store.query("SELECT service_id, name FROM services")
     assert (row[0], row[1]) == (1, "oracle") and (row["service_id"], row["name"]) == (1, "oracle")
+
+
+def registry_history():
+    """Two services over three blocks: registered, renamed, repriced, deactivated, another registered."""
+    return [service_log(5, 0), service_log(5, 1, "ServiceUpdated", name="renamed"),
+            service_log(6, 0, "ServiceUpdated", price=77, name="renamed"),
+            service_log(6, 1, "ServiceRegistered", service_id=2, name="second"),
+            service_log(7, 0, "ServiceDeactivated", price=77, name="renamed", active=False)]
+
+
+def test_registry_events_stored_together_equal_one_at_a_time(where, tmp_path):
+    """A batch's registry events are written in bulk (first and last per service projected): the
+    result is what applying them one by one gives, registration block included."""
+    together = Store(where, CHAIN)
+    result = together.commit_batch(registry_history(), blocks_for(5, 6, 7), Cursor(7, "0xhash7"))
+    alone = Store(tmp_path / "alone.sqlite", CHAIN)
+    for lg in registry_history():
+        alone.commit_batch([lg], blocks_for(lg.block_number), Cursor(lg.block_number, f"0xhash{lg.block_number}"))
+    assert (result.inserted, result.duplicates) == (5, 0)
+    assert snapshot(together)["services"] == snapshot(alone)["services"]
+    assert [tuple(r) for r in together.query("SELECT service_id, registered_block, active, price FROM services "
+                                             "ORDER BY service_id")] == [(1, 5, 0, "77"), (2, 6, 1, "10000")]
+    assert together.query("SELECT COUNT(*) FROM service_events")[0][0] == 5
+
+
+def test_a_partly_replayed_registry_batch_stores_only_the_new_events(store):
+    """Overlapping batches (the second repeats two events the first stored): every event is stored
+    once and the state is the last event's, never an older one applied again."""
+    events = registry_history()
+    store.commit_batch(events[:3], blocks_for(5, 6), Cursor(6, "0xhash6"))
+    result = store.commit_batch(events[1:], blocks_for(5, 6, 7), Cursor(7, "0xhash7"))
+    assert (result.inserted, result.duplicates) == (2, 2)
+    assert store.query("SELECT COUNT(*) FROM service_events")[0][0] == 5
+    assert [tuple(r) for r in store.query("SELECT service_id, active, price, name FROM services ORDER BY service_id")] \
+        == [(1, 0, "77", "renamed"), (2, 1, "10000", "second")]
