@@ -80,11 +80,13 @@ def holdings(x: World) -> tuple:
     return tokens + (balance(NATIVE, x.w), balance(NATIVE, x.payee))
 
 
-@pytest.mark.parametrize("path", sorted(PATHS))
-@pytest.mark.parametrize("state", STATES)
+# Every (state, path) pair except approving as "never an agent": requests only ever come from agents.
+STOPPED = [(state, path) for state in STATES for path in sorted(PATHS)
+           if not (state == "never an agent" and path.startswith("approve"))]
+
+
+@pytest.mark.parametrize(("state", "path"), STOPPED)
 def test_a_stopped_agent_moves_nothing_by_any_path(world, state, path):
-    if state == "never an agent" and path.startswith("approve"):
-        pytest.skip("requests only ever come from agents")
     actor, error, inputs = enter(world, state)
     before = holdings(world)
     nonce, requests = world.w.nonces(actor), world.w.requestCount()
