@@ -116,10 +116,24 @@ def test_client_refuses_unknown_network_and_asset(seller, planner_factory, route
     assert err.value.reason == "unknown_asset" and planner.budget.spent == 0
 
 
+def payment_spy(seller, sent: list[str]) -> TestClient:
+    """A client to the seller that records every PAYMENT-SIGNATURE header it sends, in order."""
+    http = TestClient(seller, base_url="http://seller.test")
+    original = http.send
+
+    def spy(request, **kw):
+        if "payment-signature" in request.headers:
+            sent.append(request.headers["payment-signature"])
+        return original(request, **kw)
+
+    http.send = spy
+    return http
+
+
 def test_client_retries_pending_with_the_same_authorization(seller, planner_factory, facilitator, funded_usdc,
                                                             payer, route):
     """The first paid attempt gets 503 pending; the retry resends the same header and is served."""
-    sent = []
+    sent: list[str] = []
     pending_once = {"left": 1}
     real_settle = facilitator.settle
 
@@ -133,15 +147,7 @@ def test_client_retries_pending_with_the_same_authorization(seller, planner_fact
         return result
 
     facilitator.settle = settle
-    http = TestClient(seller, base_url="http://seller.test")
-    original = http.send
-
-    def spy(request, **kw):
-        if "payment-signature" in request.headers:
-            sent.append(request.headers["payment-signature"])
-        return original(request, **kw)
-
-    http.send = spy
+    http = payment_spy(seller, sent)
     paid = X402Client(planner_factory(), http=http, max_retries=3).get("/weather")
 
     assert paid.response.status_code == 200
@@ -194,17 +200,9 @@ def test_a_facilitator_that_cannot_settle_now_is_a_503_with_its_retry_after(raw,
 
 def test_the_client_resends_the_same_header_until_the_leader_settles(seller, planner_factory, facilitator,
                                                                      funded_usdc, payer, route):
-    sent = []
+    sent: list[str] = []
     facilitator.leader = lambda: len(sent) > 1  # a follower for the first paid attempt
-    http = TestClient(seller, base_url="http://seller.test")
-    original = http.send
-
-    def spy(request, **kw):
-        if "payment-signature" in request.headers:
-            sent.append(request.headers["payment-signature"])
-        return original(request, **kw)
-
-    http.send = spy
+    http = payment_spy(seller, sent)
     paid = X402Client(planner_factory(), http=http, max_retries=3).get("/weather")
     assert paid.response.status_code == 200
     assert len(sent) == 2 and sent[0] == sent[1]
