@@ -107,6 +107,9 @@ contract AgentWallet is EIP712 {
     error AmountTooLarge(uint256 amount);
     /// @notice A function that moves funds was re-entered.
     error Reentrancy();
+    /// @notice The allowlisted router's call succeeded without the answer a swap gives (an amounts
+    ///         array): an address without code, or a contract that is not a UniswapV2 router.
+    error NotARouter(address router);
 
     // ---------------------------------------------------------------------------------------------
     // Events
@@ -821,15 +824,20 @@ contract AgentWallet is EIP712 {
         if (amountOut < minOut) revert InsufficientOutput(amountOut, minOut);
     }
 
-    /// @dev Calls the router without copying its answer; a revert bubbles up with its data.
+    /// @dev Calls the router without copying its answer; a revert bubbles up with its data. A
+    ///      success must answer at least the 64 bytes of an ABI-encoded uint256[] (offset, length),
+    ///      so an address without code or a contract that merely accepts the call is refused.
     function _callRouter(address router, bytes memory data) private {
+        bool answered;
         assembly ("memory-safe") {
             if iszero(call(gas(), router, 0, add(data, 0x20), mload(data), 0, 0)) {
                 let p := mload(0x40)
                 returndatacopy(p, 0, returndatasize())
                 revert(p, returndatasize())
             }
+            answered := gt(returndatasize(), 0x3f)
         }
+        if (!answered) revert NotARouter(router);
     }
 
     function _existingRequest(uint256 requestId) private view returns (Request storage req) {

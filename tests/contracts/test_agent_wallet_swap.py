@@ -182,3 +182,21 @@ def test_an_allowance_the_router_left_is_revoked(swap_wallet, chain, mock_router
     ]
     assert usdc.allowance(swap_wallet, mock_router) == 0
     assert swap_wallet.spentInWindow(agent, usdc)[0] == 5 * USDC  # the whole amountIn counts
+
+
+@pytest.mark.parametrize("router", ["no code", "accepts any call"])
+def test_a_router_that_does_not_answer_like_one_moves_nothing(swap_wallet, chain, project, owner, usdc, wcro, agent,
+                                                              router):
+    """An allowlisted address without code (a typo, another chain's router) or a contract whose
+    fallback takes the call: the call "succeeds" with no answer, and the swap must not count it."""
+    if router == "no code":
+        target = "0x000000000000000000000000000000000000bEEF"
+    else:
+        target = owner.deploy(project.OddToken).address
+        project.OddToken.at(target).setMode(1, sender=owner)  # Nothing: every call succeeds, answers nothing
+    swap_wallet.setRouter(target, True, sender=owner)
+    before = (balance(usdc, swap_wallet), balance(wcro, swap_wallet), swap_wallet.spentInWindow(agent, usdc)[0])
+    with reverts_with(swap_wallet.NotARouter, router=target):
+        swap_wallet.swap(target, 1 * USDC, 0, [usdc, wcro], later(chain), sender=agent)
+    assert (balance(usdc, swap_wallet), balance(wcro, swap_wallet), swap_wallet.spentInWindow(agent, usdc)[0]) == before
+    assert usdc.allowance(swap_wallet, target) == 0
