@@ -2,8 +2,10 @@
 
 The wallet, the router and the VVS stand-in move every ERC-20 through it. The rule: a call is
 accepted when it succeeds AND either its answer starts with the word 1, or it answered nothing and
-the token has code. Everything else — false, a non-boolean word, a short answer, a revert, an
-address without code — is TransferFailed(token, to, amount), whatever the function. The two reads
+the token has code. Everything else — false, a non-boolean word, a short answer, a revert (with a
+reason, without data, or with the word 1 as its data), an address without code — is
+TransferFailed(token, to, amount), whatever the function. The probe leaves the word 1 in the scratch
+slot before each call, so an implementation that reads it without checking the answer's size fails. The two reads
 (balanceOf, allowance) bubble a token's revert unchanged and refuse answers shorter than a word.
 """
 
@@ -14,8 +16,10 @@ from ape.exceptions import ContractLogicError
 
 from custom_errors import fails
 
-TRUE, NOTHING, FALSE, TWO, SHORT, LONG, REVERT = range(7)
-ACCEPTED = {TRUE: True, NOTHING: True, FALSE: False, TWO: False, SHORT: False, LONG: True, REVERT: False}
+TRUE, NOTHING, FALSE, TWO, SHORT, LONG, REVERT, REVERT_EMPTY, REVERT_ONE, SHORT31 = range(10)
+ACCEPTED = {TRUE: True, NOTHING: True, FALSE: False, TWO: False, SHORT: False, LONG: True, REVERT: False,
+            REVERT_EMPTY: False, REVERT_ONE: False, SHORT31: False}
+MODE_IDS = ["true", "nothing", "false", "two", "short", "long", "revert", "revert-empty", "revert-one", "short31"]
 NO_CODE = "0x000000000000000000000000000000000000dEaD"
 
 
@@ -38,7 +42,7 @@ def moves(probe, token, who, sender):
     }
 
 
-@pytest.mark.parametrize("mode", sorted(ACCEPTED), ids=["true", "nothing", "false", "two", "short", "long", "revert"])
+@pytest.mark.parametrize("mode", sorted(ACCEPTED), ids=MODE_IDS)
 @pytest.mark.parametrize("call", ["transfer", "transferFrom", "approve"])
 def test_a_token_answer_is_accepted_only_if_it_is_true_or_empty_from_code(probe, odd, owner, stranger, mode, call):
     odd.setMode(mode, sender=owner)
