@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -246,11 +247,15 @@ class PaymentPlanner:
 
 
 def _retry_after(response: httpx.Response | None, attempt: int) -> float:
+    """Seconds before the next try: the server's Retry-After when it is a sane number (0..5 s),
+    else exponential backoff. A negative, NaN or date-valued header never breaks the retry."""
     if response is not None:
         try:
-            return min(float(response.headers.get("retry-after", "")), 5.0)
+            wait = float(response.headers.get("retry-after", ""))
         except ValueError:
-            pass
+            wait = math.nan
+        if math.isfinite(wait) and wait >= 0:
+            return min(wait, 5.0)
     return min(0.2 * 2**attempt, 5.0)
 
 

@@ -135,8 +135,10 @@ class HttpFacilitator:
                                      error_message=data.get("invalidMessage"), network="", status="failed")
         if reply.status_code == 503:
             reason = _error_of(reply)
+            wait = reply.headers.get("retry-after", "")
+            # Passed on only as whole seconds (what RFC 9110 delay-seconds allows, capped); else 2.
             raise FacilitatorError(f"facilitator cannot settle now ({reason})", 503,
-                                   reply.headers.get("retry-after") or "2")
+                                   wait if wait.isascii() and wait.isdigit() and len(wait) <= 4 else "2")
         if reply.status_code != 200:
             raise FacilitatorError(f"facilitator answered HTTP {reply.status_code}")
         try:

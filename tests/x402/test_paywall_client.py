@@ -4,6 +4,7 @@ the client refuses unknown networks / assets and over-budget prices, and never s
 import base64
 import json
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -207,3 +208,42 @@ def test_the_client_resends_the_same_header_until_the_leader_settles(seller, pla
     assert paid.response.status_code == 200
     assert len(sent) == 2 and sent[0] == sent[1]
     assert funded_usdc.balanceOf(payer) == 100 * 10**6 - route.price
+
+
+@pytest.mark.parametrize(("given", "passed_on"), [("7", "7"), ("-1", "2"), ("nan", "2"), ("1e9", "2"),
+                                                  ("Wed, 21 Oct 2026 07:28:00 GMT", "2"), ("", "2"), ("99999", "2")])
+def test_only_a_sane_retry_after_is_passed_on(route, funded_usdc, planner_factory, given, passed_on):
+    """A facilitator's 503 reaches the buyer with its Retry-After only when that is whole seconds
+    (at most 4 digits); anything else becomes 2, so no buyer is told to wait forever or never."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from paygent.networks import LOCAL
+    from paygent.paywall import HttpFacilitator, Paywall
+
+    async def busy(_request):
+        return JSONResponse({"error": "not_leader"}, status_code=503, headers={"Retry-After": given} if given else {})
+
+    async def weather(_request):
+        return JSONResponse({"weather": "sunny"})
+
+    facilitator = Starlette(routes=[Route("/settle", busy, methods=["POST"])])
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=facilitator), base_url="http://busy.test")
+    content = Starlette(routes=[Route("/weather", weather)])
+    seller = TestClient(Paywall(content, [route], HttpFacilitator("http://busy.test", http), LOCAL),
+                        base_url="http://seller.test")
+    paid = planner_factory().authorize("fp", seller.get("/weather"))
+    answer = seller.get("/weather", headers={paid.header_name: paid.header_value})
+    assert answer.status_code == 503 and answer.headers["retry-after"] == passed_on
+
+
+@pytest.mark.parametrize(("header", "wait"), [("1.5", 1.5), ("0", 0.0), ("60", 5.0), ("-1", 0.8), ("nan", 0.8),
+                                              ("inf", 0.8), ("soon", 0.8), (None, 0.8)])
+def test_the_client_waits_a_sane_time_whatever_retry_after_says(header, wait):
+    """Retry-After within 0..5 s is honoured (capped at 5); negative, NaN, infinite or non-numeric
+    values fall back to the exponential backoff (attempt 2: 0.8 s) instead of breaking the retry."""
+    from agent.x402_client import _retry_after
+
+    response = httpx.Response(503, headers={"Retry-After": header} if header is not None else {})
+    assert _retry_after(response, 2) == pytest.approx(wait)
