@@ -144,6 +144,11 @@ class SqliteDatabase:
         self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
         self.execute = self._conn.execute
 
+    @property
+    def max_parameters(self) -> int:
+        """Bound parameters one statement may have (this SQLite build's limit: 999 before 3.32)."""
+        return self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         return self._conn.executemany(sql, rows).rowcount
 
@@ -223,8 +228,8 @@ def pg_sql(sql: str) -> str:
 
 
 INSERT_CHUNK = 400
-"""Rows per multi-row INSERT (15 columns x 400 = 6,000 parameters: under SQLite's 32,766 and
-PostgreSQL's 65,535)."""
+"""Rows per multi-row INSERT at most; fewer when the database takes fewer parameters per statement
+(`max_parameters`: SQLite's compiled limit, 999 before 3.32; PostgreSQL's 65,535)."""
 
 _VALUES: dict[tuple[int, int], str] = {}
 
@@ -237,8 +242,9 @@ def insert_rows(db: Any, head: str, tail: str, rows: Sequence[Sequence[Any]], wi
     fetcher thread parsing JSON meanwhile each release can cost a whole thread switch interval;
     per row that made a batch up to ~100x slower under contention (measured, bench/keeper.py)."""
     changed = 0
-    for i in range(0, len(rows), INSERT_CHUNK):
-        part = rows[i:i + INSERT_CHUNK]
+    chunk = max(1, min(INSERT_CHUNK, db.max_parameters // width))
+    for i in range(0, len(rows), chunk):
+        part = rows[i:i + chunk]
         key = (len(part), width)
         values = _VALUES.get(key)
         if values is None:
@@ -271,6 +277,8 @@ class PostgresDatabase:
     (never inside a transaction: that transaction fails)."""
 
     dialect = "postgresql"
+    max_parameters = 65_535
+    """Bound parameters one statement may have (the wire protocol's 16-bit count)."""
 
     def __init__(self, url: str, *, readonly: bool = False):
         import psycopg

@@ -582,6 +582,8 @@ class Indexer:
                 n = batch.raw_count
                 if n > cfg.max_logs and self._range > cfg.min_range:
                     self._range = max(cfg.min_range, self._range // 2)
+                    if ahead is not None and ahead[1].end - ahead[1].start + 1 > self._range:
+                        ahead = None  # requested at the old size: ask again at the new one
                 elif n < cfg.max_logs // 4:
                     self._good += 1
                     if self._good >= 50:  # the node may have been busy: probe a wider range again
@@ -598,7 +600,12 @@ class Indexer:
                     except queue.Full:
                         if gen != self._gen:
                             break
+        except Exception:
+            # A bug or an answer nothing above expects (e.g. a null result): without its fetcher the
+            # indexer cannot go on, so it stops, and the daemon sees its indexer thread end.
+            log.exception("fetcher failed; stopping the indexer")
         finally:
+            self.stop.set()
             source.close()
 
     # --- the writer -------------------------------------------------------------------------------

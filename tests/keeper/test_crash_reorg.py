@@ -190,3 +190,25 @@ def test_getlogs_range_shrinks_when_the_node_refuses_it(stack, tmp_path):
         thread.join(10)
     assert refused and indexer._range <= 4
     assert_store_matches_chain(stack, path)
+
+
+def test_a_node_answer_the_fetcher_cannot_use_stops_the_indexer_and_writes_nothing(stack, tmp_path):
+    """eth_getLogs answering `null` (seen from broken proxies) is no reason to guess: the fetcher
+    fails, the whole indexer stops (the daemon then exits and its supervisor restarts it), and the
+    store keeps its cursor."""
+    stack.spam(5, 0)
+    path = tmp_path / "k.sqlite"
+
+    class NullRpc(Rpc):
+        def call(self, method, params=None):
+            return None if method == "eth_getLogs" else super().call(method, params)
+
+    store = Store(path, 338)
+    indexer = Indexer(lambda: Source(NullRpc(stack.url), contracts_from_manifest(stack.manifest), default_decoder()),
+                      store, IndexerConfig(start_block=stack.manifest.deployment_block, poll_interval=0.05))
+    thread = threading.Thread(target=indexer.run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive() and indexer.stop.is_set()
+    assert store.cursor().block_number == stack.manifest.deployment_block - 1
+    assert store.query("SELECT COUNT(*) FROM payments")[0][0] == 0

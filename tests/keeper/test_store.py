@@ -144,3 +144,16 @@ def test_a_partly_replayed_registry_batch_stores_only_the_new_events(store):
     assert store.query("SELECT COUNT(*) FROM service_events")[0][0] == 5
     assert [tuple(r) for r in store.query("SELECT service_id, active, price, name FROM services ORDER BY service_id")] \
         == [(1, 0, "77", "renamed"), (2, 1, "10000", "second")]
+
+
+def test_bulk_inserts_stay_within_the_databases_parameter_limit(where):
+    """Multi-row inserts are cut to what one statement may bind: with SQLite's old limit of 999
+    parameters a batch of 200 payments (15 columns each) still lands whole."""
+    store = Store(where, CHAIN)
+    if store._db.dialect == "sqlite":
+        import sqlite3
+
+        store._db._conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)  # as an older SQLite build
+    logs = [payment_log(5, i, i + 1) for i in range(200)]
+    result = store.commit_batch(logs, blocks_for(5), Cursor(5, "0xhash5"))
+    assert result.inserted == 200 and store.query("SELECT COUNT(*) FROM payments")[0][0] == 200
