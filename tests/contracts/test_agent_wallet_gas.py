@@ -31,7 +31,7 @@ from wallet_support import (  # noqa: F401  (fixtures are used by name)
 )
 
 PAY_BOUND = 60_000
-# The spec asks swap <= direct router swap + 25,000. Measured: +26,533 (token calls without
+# The spec asks swap <= direct router swap + 25,000. Measured: +26,565 (token calls without
 # allocation, router answer not decoded). The floor of what swap must do (four cold slots 8,400;
 # window write 2,900; Swapped event 3,250; cold router call 2,600; the exact approval's Approval log
 # and call ~2,500; balance before/after and the allowance check ~2,500; the lock ~450) is ~22,600
