@@ -696,11 +696,17 @@ class WalletMachine(RuleBasedStateMachine):
         The model predicts every step, so a paused agent or wallet, a missing rule or a short
         wallet are fine: their own errors are expected instead."""
         t = self.tokens[token]
-        for _ in range(4):  # a cap is at least a fifth of the limit in these rules
-            r = self.rules[(agent, t)]
-            if r.cap == 0 or r.limit - r.spent_now(self.clock.now) < r.cap or self._agent_errors(agent):
+        r = self.rules[(agent, t)]
+        for _ in range(r.limit // r.cap + 1 if r.cap else 0):  # set_rule may make the cap tiny
+            if r.limit - r.spent_now(self.clock.now) < r.cap or self._agent_errors(agent):
                 break
+            spent = r.spent_now(self.clock.now)
             self.pay(agent, token, "available", 0, True)
+            if r.spent_now(self.clock.now) == spent:
+                break  # refused (e.g. the wallet ran dry): the model said why
+        over = r.limit - r.spent_now(self.clock.now) + 1
+        if path == "top_up_float" and (token != "USDC" or self._read_balance(agent, t) + over > r.float_cap):
+            path = "pay"  # FloatCapExceeded would explain the refusal as well as the limit
         if path == "pay" or (path == "swap" and token == "NATIVE") or (path != "swap" and token == "WCRO"):
             self.pay(agent, token, "remaining+1", 0, True)
         elif path == "top_up_float":
