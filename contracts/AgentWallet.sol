@@ -47,8 +47,9 @@ import {IUniswapV2Router02} from "./interfaces/IUniswapV2Router02.sol";
 ///      Considerations:
 ///      - Revoking keeps an agent's rules and nonce: re-adding it restores its rules, and intents it
 ///        signed for its current nonce become relayable again until their deadline.
-///      - amounts are stored in 96 bits (AmountTooLarge above), window indexes in 32 bits (exact
-///        until 2106), nonces in 64 bits (checked, never wraps).
+///      - amounts are stored in 96 bits (AmountTooLarge above), limits at most type(int96).max
+///        (what remains of a window is signed), window indexes in 32 bits (exact until 2106), nonces
+///        in 64 bits (checked, never wraps).
 ///      - A fee-on-transfer token counts the amount sent, not the amount received.
 contract AgentWallet is EIP712 {
     // ---------------------------------------------------------------------------------------------
@@ -125,14 +126,15 @@ contract AgentWallet is EIP712 {
     event WalletPauseSet(bool paused);
     event RequestTtlSet(uint64 ttl);
     event Withdrawn(address indexed token, address indexed to, uint256 amount);
-    /// @notice An agent paid; `spentInWindow` is the window's spend including this payment.
+    /// @notice An agent paid; `remainingInWindow` is what the agent may still spend of `token` in
+    ///         window `windowIndex` after this payment (the limit less the window's spend).
     event Paid(
         address indexed agent,
         address indexed token,
         address indexed to,
         uint256 amount,
         bytes32 ref,
-        uint256 spentInWindow,
+        uint256 remainingInWindow,
         uint256 windowIndex
     );
     /// @notice An agent swapped `amountIn` of tokenIn for `amountOut` of tokenOut, received here.
@@ -143,12 +145,12 @@ contract AgentWallet is EIP712 {
         address tokenOut,
         uint256 amountIn,
         uint256 amountOut,
-        uint256 spentInWindow,
+        uint256 remainingInWindow,
         uint256 windowIndex
     );
     /// @notice The wallet sent `amount` to the agent's own hot key.
     event FloatToppedUp(
-        address indexed agent, address indexed token, uint256 amount, uint256 spentInWindow, uint256 windowIndex
+        address indexed agent, address indexed token, uint256 amount, uint256 remainingInWindow, uint256 windowIndex
     );
     /// @notice A signed intent consumed the agent's `nonce` (the next one is nonce + 1).
     event NonceUsed(address indexed agent, uint256 nonce);
@@ -197,19 +199,24 @@ contract AgentWallet is EIP712 {
         uint64 nonce;
     }
 
-    /// @dev One slot per (agent, token): everything a spend reads and writes except the cap.
-    ///      windowIndex holds block.timestamp / period in 32 bits: exact while block.timestamp < 2^32
-    ///      (year 2106), as Uniswap's uint32 timestamps.
+    /// @dev One slot per (agent, token): everything a spend reads and writes while its window
+    ///      lasts. `remaining` is the limit less window `windowIndex`'s spend; it is negative when
+    ///      the owner lowered the limit below what the window had spent (so raising it again gives
+    ///      back exactly limit - spent). A spend in a later window starts again from the limit,
+    ///      which is then read from Limits (the only time the hot path reads that slot). Limits
+    ///      are at most type(int96).max so that remaining fits. windowIndex holds block.timestamp
+    ///      / period in 32 bits: exact while block.timestamp < 2^32 (year 2106), as Uniswap's
+    ///      uint32 timestamps.
     struct Window {
-        uint96 limit;
-        uint96 spent;
+        int96 remaining;
+        uint96 cap;
         uint32 windowIndex;
         uint32 period;
     }
 
-    /// @dev One slot per (agent, token).
-    struct Caps {
-        uint96 cap;
+    /// @dev One slot per (agent, token): read when a window starts, by float top-ups and by views.
+    struct Limits {
+        uint96 limit;
         uint96 floatCap;
     }
 
@@ -237,8 +244,8 @@ contract AgentWallet is EIP712 {
     //   slot 2  pendingOwner (20)
     //   slot 3  requestCount
     //   slot 4  _agents:  agent => active (1) | paused (1) | nonce (8)
-    //   slot 5  _windows: agent => token => limit (12) | spent (12) | windowIndex (4) | period (4)
-    //   slot 6  _caps:    agent => token => cap (12) | floatCap (12)
+    //   slot 5  _windows: agent => token => remaining (12, signed) | cap (12) | windowIndex (4) | period (4)
+    //   slot 6  _limits:  agent => token => limit (12) | floatCap (12)
     //   slot 7  _moreRouters: router => bool   (allowlisted routers besides _firstRouter)
     //   slot 8  _requests: id => Request (4 slots, see the struct)
     //   code    EIP-712 domain (immutables of EIP712)
@@ -275,7 +282,7 @@ contract AgentWallet is EIP712 {
     uint256 public requestCount;
     mapping(address agent => Agent) private _agents;
     mapping(address agent => mapping(address token => Window)) private _windows;
-    mapping(address agent => mapping(address token => Caps)) private _caps;
+    mapping(address agent => mapping(address token => Limits)) private _limits;
     mapping(address router => bool) private _moreRouters;
     mapping(uint256 requestId => Request) private _requests;
 
@@ -353,9 +360,9 @@ contract AgentWallet is EIP712 {
         if (!_isRouterAllowed(router)) revert RouterNotAllowed(router);
         if (block.timestamp > deadline) revert DeadlinePassed(deadline, block.timestamp);
         if (path.length < 2 || path[0] == path[path.length - 1]) revert InvalidPath();
-        (uint256 spent, uint256 index) = _spend(msg.sender, path[0], amountIn);
+        (uint256 remaining, uint256 index) = _spend(msg.sender, path[0], amountIn);
         amountOut = _swapExactIn(router, amountIn, minOut, path, deadline);
-        emit Swapped(msg.sender, router, path[0], path[path.length - 1], amountIn, amountOut, spent, index);
+        emit Swapped(msg.sender, router, path[0], path[path.length - 1], amountIn, amountOut, remaining, index);
     }
 
     /// @notice Sends `amount` of `token` to the caller's own hot key (its "float", used to sign
@@ -367,13 +374,13 @@ contract AgentWallet is EIP712 {
     /// @param amount Atomic units, > 0.
     function topUpFloat(address token, uint256 amount) external nonReentrant {
         _requireActiveAgent(msg.sender);
-        (uint256 spent, uint256 index) = _spend(msg.sender, token, amount);
+        (uint256 remaining, uint256 index) = _spend(msg.sender, token, amount);
         uint256 balanceAfter =
             (token == address(0) ? msg.sender.balance : SafeTransfer.balanceOf(token, msg.sender)) + amount;
-        uint256 floatCap = _caps[msg.sender][token].floatCap;
+        uint256 floatCap = _limits[msg.sender][token].floatCap;
         if (balanceAfter > floatCap) revert FloatCapExceeded(msg.sender, token, balanceAfter, floatCap);
         SafeTransfer.safeTransferAny(token, msg.sender, amount);
-        emit FloatToppedUp(msg.sender, token, amount, spent, index);
+        emit FloatToppedUp(msg.sender, token, amount, remaining, index);
     }
 
     /// @notice Asks the owner to pay `amount` of `token` to `to` (typically above the caller's
@@ -509,7 +516,8 @@ contract AgentWallet is EIP712 {
     ///      stops further spending in this window); with a new period it restarts from 0.
     /// @param agent The agent (not address(0)).
     /// @param token The token (address(0): CRO).
-    /// @param limit Most the agent spends per window. 0 with cap 0 forbids spending.
+    /// @param limit Most the agent spends per window, <= type(int96).max (else AmountTooLarge).
+    ///        0 with cap 0 forbids spending.
     /// @param cap Most per single action; <= limit.
     /// @param period Window length in seconds, > 0 (86400: UTC days).
     /// @param floatCap Most the agent's hot key may hold after a top-up (0: no top-ups).
@@ -517,10 +525,19 @@ contract AgentWallet is EIP712 {
         if (agent == address(0)) revert ZeroAddress();
         if (period == 0) revert InvalidPeriod();
         if (cap > limit) revert CapAboveLimit(cap, limit);
+        if (limit > uint96(type(int96).max)) revert AmountTooLarge(limit);
         Window memory w = _windows[agent][token];
-        if (w.period != period) (w.spent, w.windowIndex) = (0, 0);
-        _windows[agent][token] = Window({limit: limit, spent: w.spent, windowIndex: w.windowIndex, period: period});
-        _caps[agent][token] = Caps({cap: cap, floatCap: floatCap});
+        uint256 current = block.timestamp / period;
+        int256 remaining = int256(uint256(limit)); // a new period, or no spend in this window: afresh
+        if (w.period == period && w.windowIndex == current) {
+            // Keep the window's spend (old limit - old remaining, >= 0), whatever the new limit.
+            remaining -= int256(uint256(_limits[agent][token].limit)) - w.remaining;
+        }
+        // Downcasts: |remaining| <= max(limit, spend) <= type(int96).max (every limit is);
+        // index < 2^32 while block.timestamp is (see Window).
+        _windows[agent][token] =
+            Window({remaining: int96(remaining), cap: cap, windowIndex: uint32(current), period: period});
+        _limits[agent][token] = Limits({limit: limit, floatCap: floatCap});
         emit RuleSet(agent, token, limit, cap, period, floatCap);
     }
 
@@ -657,8 +674,8 @@ contract AgentWallet is EIP712 {
         returns (uint96 limit, uint96 cap, uint32 period, uint96 floatCap)
     {
         Window memory w = _windows[agent][token];
-        Caps memory c = _caps[agent][token];
-        return (w.limit, c.cap, w.period, c.floatCap);
+        Limits memory l = _limits[agent][token];
+        return (l.limit, w.cap, w.period, l.floatCap);
     }
 
     /// @notice What `agent` spent of `token` in the current window, which window that is
@@ -670,7 +687,9 @@ contract AgentWallet is EIP712 {
         returns (uint256 spent, uint256 windowIndex, uint256 windowEndsAt)
     {
         Window memory w = _windows[agent][token];
-        (spent, windowIndex) = _current(w);
+        int256 remaining;
+        (remaining, windowIndex) = _current(w, agent, token);
+        spent = uint256(int256(uint256(_limits[agent][token].limit)) - remaining); // >= 0: see Window
         windowEndsAt = w.period == 0 ? 0 : (windowIndex + 1) * w.period;
     }
 
@@ -679,10 +698,9 @@ contract AgentWallet is EIP712 {
     ///         Ignores pause flags and the wallet's balance.
     function available(address agent, address token) external view returns (uint256) {
         Window memory w = _windows[agent][token];
-        (uint256 spent,) = _current(w);
-        uint256 room = spent >= w.limit ? 0 : w.limit - spent;
-        uint256 cap = _caps[agent][token].cap;
-        return room < cap ? room : cap;
+        (int256 remaining,) = _current(w, agent, token);
+        if (remaining <= 0) return 0;
+        return uint256(remaining) < w.cap ? uint256(remaining) : w.cap;
     }
 
     /// @notice Whether agents may swap through `router` (address(0): never).
@@ -729,38 +747,47 @@ contract AgentWallet is EIP712 {
     /// @dev A payment inside the rule: the common body of pay and payWithSig.
     function _pay(address agent, address token, address to, uint256 amount, bytes32 ref) private {
         if (to == address(0)) revert ZeroAddress();
-        (uint256 spent, uint256 index) = _spend(agent, token, amount);
+        (uint256 remaining, uint256 index) = _spend(agent, token, amount);
         SafeTransfer.safeTransferAny(token, to, amount);
-        emit Paid(agent, token, to, amount, ref, spent, index);
+        emit Paid(agent, token, to, amount, ref, remaining, index);
     }
 
     /// @dev The one choke point of agent spending (invariant 1), used by pay, payWithSig, swap and
-    ///      topUpFloat: amount > 0, amount <= cap, window roll-over, spent + amount <= limit, write.
-    ///      Returns the window's spend including `amount`, and the window index.
+    ///      topUpFloat: amount > 0, amount <= cap, window roll-over, amount <= what remains, write.
+    ///      Returns what remains of the window after `amount`, and the window index. Inside a
+    ///      window it reads and writes one slot (Window); the limit is read only when a window
+    ///      starts, or to report LimitExceeded.
     function _spend(address agent, address token, uint256 amount) private returns (uint256, uint256) {
         if (amount == 0) revert ZeroAmount();
-        Caps storage c = _caps[agent][token];
-        // Before any window arithmetic: a token without a rule has cap 0 (and period 0).
-        if (amount > c.cap) revert CapExceeded(agent, token, c.cap, amount);
         Window storage ws = _windows[agent][token];
         Window memory w = ws;
-        (uint256 spent, uint256 index) = _current(w);
-        if (spent + amount > w.limit) revert LimitExceeded(agent, token, w.limit, spent, amount);
-        spent += amount;
-        // Downcasts: spent <= limit < 2^96; index < 2^32 while block.timestamp is (see Window).
-        ws.spent = uint96(spent);
+        // Before any window arithmetic: a token without a rule has cap 0 (and period 0).
+        if (amount > w.cap) revert CapExceeded(agent, token, w.cap, amount);
+        (int256 remaining, uint256 index) = _current(w, agent, token);
+        // amount <= cap <= limit <= type(int96).max: the cast is exact.
+        if (int256(amount) > remaining) _revertLimitExceeded(agent, token, remaining, amount);
+        remaining -= int256(amount); // >= 0 now
+        // Downcasts: 0 <= remaining <= limit <= type(int96).max; index < 2^32 (see Window).
+        ws.remaining = int96(remaining);
         ws.windowIndex = uint32(index);
-        return (spent, index);
+        return (uint256(remaining), index);
     }
 
     /// @dev The window rule, lazily rolled over: window index = block.timestamp / period; the
-    ///      stored spend counts only if it was written in that same window. (0, 0) without a rule.
-    function _current(Window memory w) private view returns (uint256, uint256) {
+    ///      stored remainder counts only if it was written in that same window, otherwise the
+    ///      window starts with the whole limit. (0, 0) without a rule.
+    function _current(Window memory w, address agent, address token) private view returns (int256, uint256) {
         uint256 period = w.period;
         if (period == 0) return (0, 0);
         uint256 index = block.timestamp / period;
-        uint256 spent = w.windowIndex == index ? w.spent : 0;
-        return (spent, index);
+        int256 remaining = w.windowIndex == index ? int256(w.remaining) : int256(uint256(_limits[agent][token].limit));
+        return (remaining, index);
+    }
+
+    /// @dev LimitExceeded with the numbers an owner reads: the limit and the window's spend.
+    function _revertLimitExceeded(address agent, address token, int256 remaining, uint256 amount) private view {
+        uint256 limit = _limits[agent][token].limit;
+        revert LimitExceeded(agent, token, limit, uint256(int256(limit) - remaining), amount);
     }
 
     /// @dev The one choke point of the approval queue: stores a Pending request and emits
