@@ -45,15 +45,15 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "limit-check-removed", "the window limit is never checked",
         "AgentWallet.sol",
-        "if (spent + amount > w.limit) revert LimitExceeded(",
-        "if (false) revert LimitExceeded(",
+        "if (int256(amount) > remaining) _revertLimitExceeded(",
+        "if (false) _revertLimitExceeded(",
         WALLET,
     ),
     Mutant(
         "window-never-resets", "spend from an earlier window keeps counting forever",
         "AgentWallet.sol",
-        "uint256 spent = w.windowIndex == index ? w.spent : 0;",
-        "uint256 spent = w.spent;",
+        "int256 remaining = w.windowIndex == index ? int256(w.remaining) : int256(uint256(_limits[agent][token].limit));",
+        "int256 remaining = int256(w.remaining);",
         WALLET,
     ),
     Mutant(
@@ -87,7 +87,7 @@ MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "cap-check-removed", "the per-payment cap is never checked",
         "AgentWallet.sol",
-        "if (amount > c.cap) revert CapExceeded(",
+        "if (amount > w.cap) revert CapExceeded(",
         "if (false) revert CapExceeded(",
         WALLET,
     ),
@@ -118,6 +118,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "AgentWallet.sol",
         "uint256 index = block.timestamp / period;",
         "uint256 index = (block.timestamp + 1) / period;",
+        WALLET,
+    ),
+    Mutant(
+        "rule-change-forgets-spend", "setRule with the same period restarts the window (2x the limit in one window)",
+        "AgentWallet.sol",
+        "if (w.period == period && w.windowIndex == current) {",
+        "if (false) {",
         WALLET,
     ),
     Mutant(

@@ -95,6 +95,7 @@ def test_storage_layout_is_as_documented(bare_wallet, chain, owner, agent, usdc,
     w.addAgent(agent, sender=owner)
     w.setAgentPaused(agent, True, sender=owner)
     w.setRule(agent, usdc, 100, 40, 3600, 7, sender=owner)
+    index = chain.blocks.head.timestamp // 3600  # setRule starts the window it was set in
     w.setRouter(router, True, sender=owner)
     w.setPaused(True, sender=owner)
     w.transferOwnership(agent, sender=owner)
@@ -109,10 +110,11 @@ def test_storage_layout_is_as_documented(bare_wallet, chain, owner, agent, usdc,
     assert storage_word(chain, w, 3) == 0  # requestCount
     # _agents[agent]: active (1) | paused (1) | nonce (8)
     assert storage_word(chain, w, mapping_slot(agent, 4)) == 1 | (1 << 8)
-    # _windows[agent][usdc]: limit (12) | spent (12) | windowIndex (4) | period (4)
-    assert storage_word(chain, w, mapping_slot(usdc, mapping_slot(agent, 5))) == 100 | (3600 << 224)
-    # _caps[agent][usdc]: cap (12) | floatCap (12)
-    assert storage_word(chain, w, mapping_slot(usdc, mapping_slot(agent, 6))) == 40 | (7 << 96)
+    # _windows[agent][usdc]: remaining (12) | cap (12) | windowIndex (4) | period (4)
+    assert storage_word(chain, w, mapping_slot(usdc, mapping_slot(agent, 5))) == (
+        100 | (40 << 96) | (index << 192) | (3600 << 224))
+    # _limits[agent][usdc]: limit (12) | floatCap (12)
+    assert storage_word(chain, w, mapping_slot(usdc, mapping_slot(agent, 6))) == 100 | (7 << 96)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -221,13 +223,23 @@ def test_set_agent_paused_refuses_inactive_agents(wallet, owner, agent, stranger
 # Rules
 
 
+INT96_MAX = 2**95 - 1
+
+
+def test_a_limit_above_int96_is_refused(bare_wallet, owner, agent, usdc):
+    """What remains of a window is signed (it goes below 0 when a limit is lowered under the spend),
+    so limits stop at type(int96).max: 39.6 billion tokens of 18 decimals."""
+    with reverts_with(bare_wallet.AmountTooLarge, amount=INT96_MAX + 1):
+        bare_wallet.setRule(agent, usdc, INT96_MAX + 1, 1, DAY, 0, sender=owner)
+
+
 @pytest.mark.parametrize(
     "limit, cap, period, float_cap",
     [
         (100 * USDC, 40 * USDC, DAY, 10 * USDC),
         (100 * USDC, 100 * USDC, 3600, 0),  # cap == limit
         (0, 0, DAY, 0),  # forbids spending
-        (UINT96_MAX, UINT96_MAX, 2**32 - 1, UINT96_MAX),  # widest values
+        (INT96_MAX, INT96_MAX, 2**32 - 1, UINT96_MAX),  # widest values (a limit fits int96: see Window)
         (5, 1, 1, 1),  # one-second windows
     ],
 )

@@ -19,6 +19,7 @@ from wallet_support import (  # noqa: F401  (fixtures are used by name)
     TTL,
     USDC,
     USDC_CAP,
+    USDC_LIMIT,
     addr,
     agent2,
     at,
@@ -86,8 +87,8 @@ def test_a_relayer_submits_a_signed_payment_and_pays_the_gas(wallet, chain, agen
     assert logs(receipt) == [
         ev(wallet, "NonceUsed", agent=agent, nonce=0),
         ev(usdc, "Transfer", **{"from": wallet, "to": payee, "value": 25 * USDC}),
-        ev(wallet, "Paid", agent=agent, token=usdc, to=payee, amount=25 * USDC, ref=REF, spentInWindow=25 * USDC,
-           windowIndex=t // DAY),
+        ev(wallet, "Paid", agent=agent, token=usdc, to=payee, amount=25 * USDC, ref=REF,
+           remainingInWindow=USDC_LIMIT - 25 * USDC, windowIndex=t // DAY),
     ]
     assert wallet.nonces(agent) == 1
     assert balance(NATIVE, agent) == agent_cro  # the agent key spent no gas

@@ -50,7 +50,7 @@ def day_start(chain, ahead: int = 2) -> int:
 
 
 def window_word(chain, w, agent, token) -> tuple[int, int, int, int]:
-    """Raw (limit, spent, windowIndex, period) of _windows[agent][token] (slot 5)."""
+    """Raw (remaining, cap, windowIndex, period) of _windows[agent][token] (slot 5)."""
     word = storage_word(chain, w, mapping_slot(token if isinstance(token, str) else token.address,
                                                mapping_slot(agent, 5)))
     m96 = 2**96 - 1
@@ -67,8 +67,8 @@ def test_pay_sends_usdc_and_reports_the_windows_spend(wallet, chain, agent, paye
     i = t // DAY
     assert logs(receipt) == [
         ev(usdc, "Transfer", **{"from": wallet, "to": payee, "value": 30 * USDC}),
-        ev(wallet, "Paid", agent=agent, token=usdc, to=payee, amount=30 * USDC, ref=REF, spentInWindow=30 * USDC,
-           windowIndex=i),
+        ev(wallet, "Paid", agent=agent, token=usdc, to=payee, amount=30 * USDC, ref=REF,
+           remainingInWindow=USDC_LIMIT - 30 * USDC, windowIndex=i),
     ]
     assert balance(usdc, wallet) == WALLET_USDC - 30 * USDC
     assert balance(usdc, payee) == 1 * USDC + 30 * USDC
@@ -81,8 +81,8 @@ def test_pay_sends_native_cro(wallet, chain, agent, payee):
     t = at(chain, day_start(chain) + 5)
     receipt = wallet.pay(NATIVE, payee, CRO_CAP, REF, sender=agent)
     assert logs(receipt) == [
-        ev(wallet, "Paid", agent=agent, token=NATIVE, to=payee, amount=CRO_CAP, ref=REF, spentInWindow=CRO_CAP,
-           windowIndex=t // DAY),
+        ev(wallet, "Paid", agent=agent, token=NATIVE, to=payee, amount=CRO_CAP, ref=REF,
+           remainingInWindow=CRO_LIMIT - CRO_CAP, windowIndex=t // DAY),
     ]
     assert balance(NATIVE, payee) == before + CRO_CAP
     assert balance(NATIVE, wallet) == WALLET_CRO - CRO_CAP
@@ -95,7 +95,7 @@ def test_spends_accumulate_in_a_window_up_to_the_limit_exactly(wallet, chain, ag
         at(chain, t)
         receipt = wallet.pay(usdc, payee, amount, REF, sender=agent)
         spent += amount
-        assert logs(receipt)[-1][2]["spentInWindow"] == spent
+        assert logs(receipt)[-1][2]["remainingInWindow"] == USDC_LIMIT - spent
         t += 60
     assert wallet.spentInWindow(agent, usdc)[0] == USDC_LIMIT
     assert wallet.available(agent, usdc) == 0
@@ -210,7 +210,7 @@ def test_at_window_end_a_fresh_limit_starts(wallet, chain, agent, payee, usdc, e
     at(chain, end)
     receipt = wallet.pay(usdc, payee, 10 * USDC, REF, sender=agent)
     assert logs(receipt)[-1] == ev(wallet, "Paid", agent=agent, token=usdc, to=payee, amount=10 * USDC, ref=REF,
-                                   spentInWindow=10 * USDC, windowIndex=end // p)
+                                   remainingInWindow=0, windowIndex=end // p)
     assert wallet.spentInWindow(agent, usdc) == (10 * USDC, end // p, end + p)
 
 
@@ -238,14 +238,14 @@ def test_the_window_rolls_over_lazily_on_read_and_is_written_only_by_a_spend(wal
     at(chain, start + 100)
     wallet.pay(usdc, payee, 25 * USDC, REF, sender=agent)
     i = start // DAY
-    assert window_word(chain, wallet, agent, usdc) == (USDC_LIMIT, 25 * USDC, i, DAY)
+    assert window_word(chain, wallet, agent, usdc) == (USDC_LIMIT - 25 * USDC, USDC_CAP, i, DAY)
     chain.mine(timestamp=start + DAY)  # the next window, no transaction to the wallet
     assert wallet.spentInWindow(agent, usdc) == (0, i + 1, start + 2 * DAY)
     assert wallet.available(agent, usdc) == USDC_CAP
-    assert window_word(chain, wallet, agent, usdc) == (USDC_LIMIT, 25 * USDC, i, DAY)  # storage untouched
+    assert window_word(chain, wallet, agent, usdc) == (USDC_LIMIT - 25 * USDC, USDC_CAP, i, DAY)  # untouched
     at(chain, start + DAY + 7)
     wallet.pay(usdc, payee, 3 * USDC, REF, sender=agent)
-    assert window_word(chain, wallet, agent, usdc) == (USDC_LIMIT, 3 * USDC, i + 1, DAY)
+    assert window_word(chain, wallet, agent, usdc) == (USDC_LIMIT - 3 * USDC, USDC_CAP, i + 1, DAY)
 
 
 @settings(max_examples=25, deadline=None, derandomize=True, database=None,
@@ -284,13 +284,32 @@ def test_same_period_keeps_the_windows_spend(wallet, chain, owner, agent, payee,
 
 
 def test_lowering_the_limit_below_the_spend_stops_spending_in_this_window(wallet, chain, owner, agent, payee, usdc):
-    at(chain, day_start(chain) + 50)
+    """The window keeps its true spend (what remains goes negative), so raising the limit again in
+    the same window gives back exactly the new limit less what was spent, never more."""
+    t = at(chain, day_start(chain) + 50)
     wallet.pay(usdc, payee, 30 * USDC, REF, sender=agent)
     wallet.setRule(agent, usdc, 20 * USDC, 10 * USDC, DAY, 0, sender=owner)
     assert wallet.available(agent, usdc) == 0
+    assert wallet.spentInWindow(agent, usdc) == (30 * USDC, t // DAY, (t // DAY + 1) * DAY)
+    assert window_word(chain, wallet, agent, usdc)[0] == 2**96 - 10 * USDC  # -10 USDC, two's complement
     with reverts_with(wallet.LimitExceeded, agent=agent, token=usdc, limit=20 * USDC, spentInWindow=30 * USDC,
                       amount=1):
         wallet.pay(usdc, payee, 1, REF, sender=agent)
+    wallet.setRule(agent, usdc, 45 * USDC, 10 * USDC, DAY, 0, sender=owner)  # raised again: 15 above the spend
+    assert wallet.available(agent, usdc) == 10 * USDC and wallet.spentInWindow(agent, usdc)[0] == 30 * USDC
+    wallet.pay(usdc, payee, 10 * USDC, REF, sender=agent)
+    with reverts_with(wallet.LimitExceeded, agent=agent, token=usdc, limit=45 * USDC, spentInWindow=40 * USDC,
+                      amount=5 * USDC + 1):
+        wallet.pay(usdc, payee, 5 * USDC + 1, REF, sender=agent)
+
+
+def test_raising_the_limit_in_a_window_adds_to_what_remains(wallet, chain, owner, agent, payee, usdc):
+    t = at(chain, day_start(chain) + 50)
+    wallet.pay(usdc, payee, USDC_CAP, REF, sender=agent)
+    wallet.pay(usdc, payee, USDC_CAP, REF, sender=agent)
+    wallet.setRule(agent, usdc, 150 * USDC, USDC_CAP, DAY, 0, sender=owner)
+    assert window_word(chain, wallet, agent, usdc) == (150 * USDC - 2 * USDC_CAP, USDC_CAP, t // DAY, DAY)
+    assert wallet.spentInWindow(agent, usdc)[0] == 2 * USDC_CAP and wallet.available(agent, usdc) == USDC_CAP
 
 
 def test_a_new_period_starts_the_count_afresh(wallet, chain, owner, agent, payee, usdc):
@@ -314,8 +333,8 @@ def test_top_up_sends_to_the_agent_and_counts_in_its_window(wallet, chain, agent
     receipt = wallet.topUpFloat(usdc, 4 * USDC, sender=agent)
     assert logs(receipt) == [
         ev(usdc, "Transfer", **{"from": wallet, "to": agent, "value": 4 * USDC}),
-        ev(wallet, "FloatToppedUp", agent=agent, token=usdc, amount=4 * USDC, spentInWindow=34 * USDC,
-           windowIndex=t // DAY),
+        ev(wallet, "FloatToppedUp", agent=agent, token=usdc, amount=4 * USDC,
+           remainingInWindow=USDC_LIMIT - 34 * USDC, windowIndex=t // DAY),
     ]
     assert balance(usdc, agent) == 4 * USDC
     assert wallet.spentInWindow(agent, usdc)[0] == 34 * USDC
@@ -361,7 +380,7 @@ def test_top_up_native_cro_checks_the_agents_cro_balance(wallet, chain, agent):
     receipt = wallet.topUpFloat(NATIVE, CRO_FLOAT - 1 * CRO, sender=agent, **FREE)  # 1 + 2 == floatCap (3)
     assert logs(receipt) == [
         ev(wallet, "FloatToppedUp", agent=agent, token=NATIVE, amount=CRO_FLOAT - 1 * CRO,
-           spentInWindow=CRO_FLOAT - 1 * CRO, windowIndex=t // DAY),
+           remainingInWindow=CRO_LIMIT - (CRO_FLOAT - 1 * CRO), windowIndex=t // DAY),
     ]
     assert balance(NATIVE, agent) == CRO_FLOAT
     with reverts_with(wallet.FloatCapExceeded, agent=agent, token=NATIVE, balanceAfter=CRO_FLOAT + 1,

@@ -65,7 +65,7 @@ def test_swap_usdc_for_wcro_lands_the_output_in_the_wallet(swap_wallet, chain, v
         ev(pool, "Swap", sender=vvs, amount0In=amount_in if usdc_is_0 else 0, amount1In=0 if usdc_is_0 else amount_in,
            amount0Out=0 if usdc_is_0 else out, amount1Out=out if usdc_is_0 else 0, to=w),
         ev(w, "Swapped", agent=agent, router=vvs, tokenIn=usdc, tokenOut=wcro, amountIn=amount_in, amountOut=out,
-           spentInWindow=amount_in, windowIndex=t // DAY),
+           remainingInWindow=USDC_LIMIT - amount_in, windowIndex=t // DAY),
     ]
     assert receipt.return_value == out
     assert balance(usdc, w) == WALLET_USDC - amount_in
@@ -178,7 +178,7 @@ def test_an_allowance_the_router_left_is_revoked(swap_wallet, chain, mock_router
         ev(wcro, "Transfer", **{"from": mock_router, "to": swap_wallet, "value": 1 * CRO}),
         ev(usdc, "Approval", owner=swap_wallet, spender=mock_router, value=0),
         ev(swap_wallet, "Swapped", agent=agent, router=mock_router, tokenIn=usdc, tokenOut=wcro, amountIn=5 * USDC,
-           amountOut=1 * CRO, spentInWindow=5 * USDC, windowIndex=t // DAY),
+           amountOut=1 * CRO, remainingInWindow=USDC_LIMIT - 5 * USDC, windowIndex=t // DAY),
     ]
     assert usdc.allowance(swap_wallet, mock_router) == 0
     assert swap_wallet.spentInWindow(agent, usdc)[0] == 5 * USDC  # the whole amountIn counts

@@ -408,7 +408,7 @@ class WalletMachine(RuleBasedStateMachine):
             f"{actor} spent {self.ledger[key]} of {token} in window {w}, limit {r.limit}")
         assert amount <= r.cap
         (ev,) = events(receipt, event)
-        assert ev["spentInWindow"] == r.spent and ev["windowIndex"] == w, ev
+        assert ev["remainingInWindow"] == r.limit - r.spent and ev["windowIndex"] == w, ev
 
     def _amount(self, actor: str, token: str, kind: str, noise: int) -> int:
         r = self.rules.get((actor, token), Rule())
