@@ -491,8 +491,13 @@ class Store:
                         str(a["floatCap"]), lg.block_number))
         elif ev in ("Paid", "FloatToppedUp", "Swapped"):
             token = a["tokenIn"] if ev == "Swapped" else a["token"]
+            # The event says what remains of the window; its spend is the rule's limit less that (the
+            # RuleSet that made the rule came earlier: a spend needs one).
+            rule = db.execute('SELECT "limit" FROM rules WHERE chain_id = ? AND wallet = ? AND agent = ? AND token = ?',
+                              (cid, w, a["agent"], token)).fetchone()
+            spent = max(0, int(rule[0]) - a["remainingInWindow"]) if rule else 0
             db.execute(UPSERT_SPEND,
-                       (cid, w, a["agent"], token, a["windowIndex"], str(a["spentInWindow"]), lg.block_number, ts))
+                       (cid, w, a["agent"], token, a["windowIndex"], str(spent), lg.block_number, ts))
         elif ev == "RequestProposed":
             db.execute(UPSERT_APPROVAL,
                        (cid, w, a["requestId"], a["agent"], a["token"], a["to"], str(a["amount"]), a["ref"],

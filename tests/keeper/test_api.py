@@ -21,7 +21,7 @@ def client():
              wallet_log(7, 1, "RuleSet", agent=AGENT, token=USDC, limit=5_000_000, cap=2_000_000, period=86_400,
                         floatCap=1_000_000),
              wallet_log(7, 2, "Paid", agent=AGENT, token=USDC, to=PAYER, amount=1_500_000, ref="0x00",
-                        spentInWindow=1_500_000, windowIndex=(1_000 + 7) // 86_400),
+                        remainingInWindow=3_500_000, windowIndex=(1_000 + 7) // 86_400),
              wallet_log(7, 3, "RequestProposed", requestId=1, agent=AGENT, token=USDC, to=PAYER, amount=9_000_000,
                         ref="0x00", expiresAt=2_000)]
     store.commit_batch(logs, {5: ("0x5", 1_005), 6: ("0x6", 1_006), 7: ("0x7", 1_007)}, Cursor(7, "0x7"))

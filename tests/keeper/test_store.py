@@ -57,7 +57,7 @@ def test_rewind_restores_the_state_before_the_fork(store):
     store.commit_batch([service_log(7, 0, "ServiceUpdated", price=99, name="renamed"), payment_log(7, 1, 2),
                         wallet_log(7, 2, "AgentPauseSet", agent=AGENT, paused=True),
                         wallet_log(7, 3, "Paid", agent=AGENT, token=USDC, to=PROVIDER, amount=5, ref="0x00",
-                                   spentInWindow=5, windowIndex=0),
+                                   remainingInWindow=5_000_000 - 5, windowIndex=0),
                         wallet_log(7, 4, "RequestProposed", requestId=1, agent=AGENT, token=USDC, to=PROVIDER,
                                    amount=9_000_000, ref="0x00", expiresAt=99_999)],
                        blocks_for(7), Cursor(8, "0xhash8"))
