@@ -26,3 +26,12 @@ def pg_url(postgres):
     url = postgres.create_database(name)
     yield url
     postgres.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def where(request, tmp_path):
+    """Where a store lives: a SQLite file, or an empty PostgreSQL database (tests that take it
+    run once on each)."""
+    if request.param == "sqlite":
+        return tmp_path / "k.sqlite"
+    return request.getfixturevalue("pg_url")

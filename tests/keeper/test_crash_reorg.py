@@ -4,7 +4,8 @@ Each test starts its own anvil (paygent.localchain, chain id 338) and deploys th
 wallet and an event spammer with web3 (tests/keeper/chainkit.py); the keeper reads the deployment
 from a manifest, exactly as in production. "The store equals the chain" means: every registry /
 router / wallet log exactly once and nothing else, and the projections equal the contracts' views
-(getService, serviceStats, paymentCount).
+(getService, serviceStats, paymentCount). The reorg test runs on SQLite and on PostgreSQL (the
+`where` fixture); SIGKILL on PostgreSQL is tests/keeper/test_postgres_keepers.py's failover test.
 """
 
 import random
@@ -93,10 +94,10 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(stack, tmp_path)
     assert events > 4_000, f"seed {seed}"
 
 
-def test_reorg_deeper_than_one_block_is_followed(stack, tmp_path):
+def test_reorg_deeper_than_one_block_is_followed(stack, where):
     w3 = stack.w3
     stack.spam(5, 1)
-    path = tmp_path / "k.sqlite"
+    path = where
     indexer, thread, store, health = in_process_indexer(stack, path)
     try:
         fork = w3.eth.block_number

@@ -9,14 +9,6 @@ from keeper.store import Cursor, Log, Store
 from keeper_logs import AGENT, CHAIN, PAYER, PROVIDER, USDC, blocks_for, payment_log, service_log, wallet_log
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def where(request, tmp_path):
-    """Where a store lives: a SQLite file, or an empty PostgreSQL database."""
-    if request.param == "sqlite":
-        return tmp_path / "k.sqlite"
-    return request.getfixturevalue("pg_url")
-
-
 @pytest.fixture
 def store(where):
     return Store(where, CHAIN)
