@@ -280,6 +280,15 @@ class FacilitatorBackend(Protocol):
 
     def rebroadcast(self, raw_tx: str) -> None: ...
 
+    def superseded(self, tx_hash: str, raw_tx: str) -> bool:
+        """True if the signed transaction can never be mined: its sender's nonce went to another
+        transaction that is mined (e.g. sent by another keeper with the same relayer key)."""
+        ...
+
+    def resend(self, raw_tx: str, before_broadcast: Callable[[str, str], bool]) -> str:
+        """Send the call of a superseded transaction again, with a fresh nonce, like `send`."""
+        ...
+
     def authorization_used(self, token: str, payer: str, nonce: bytes) -> bool: ...
 
 
@@ -371,9 +380,16 @@ class Web3Backend:
         return self._gas_price[1]
 
     def send(self, call: SettlementCall, before_broadcast: Callable[[str, str], bool]) -> str:
+        to, data = self._calldata(call)
+        return self._broadcast(to, data, before_broadcast)
+
+    def resend(self, raw_tx: str, before_broadcast: Callable[[str, str], bool]) -> str:
+        _sender, _nonce, to, data = _decode_transaction(raw_tx)
+        return self._broadcast(to, data, before_broadcast)
+
+    def _broadcast(self, to: str, data: str, before_broadcast: Callable[[str, str], bool]) -> str:
         from web3.exceptions import ContractLogicError
 
-        to, data = self._calldata(call)
         with self._send_lock:  # one relayer nonce at a time
             tx = {"from": self.relayer, "to": to, "data": data, "chainId": self.chain_id, "value": 0}
             try:
@@ -408,6 +424,32 @@ class Web3Backend:
             self._w3.eth.send_raw_transaction(raw_tx)
         except Exception as exc:  # noqa: BLE001 - "already known" / "nonce too low" mean it was sent before
             log.info("rebroadcast: %s", exc)
+
+    def superseded(self, tx_hash: str, raw_tx: str) -> bool:
+        sender, nonce, _to, _data = _decode_transaction(raw_tx)
+        if int(self._w3.eth.get_transaction_count(to_checksum_address(sender), "latest")) <= nonce:
+            return False  # its nonce is still free: it may yet be mined
+        # The nonce is used by a mined transaction; asked only now, a missing receipt means that
+        # transaction is not this one.
+        return self.wait(tx_hash, 0) is None
+
+
+def _decode_transaction(raw_tx: str) -> tuple[str, int, str, str]:
+    """(sender, nonce, to, data) of a signed transaction, legacy or typed (EIP-2718)."""
+    from eth_account import Account
+    from eth_account.typed_transactions import TypedTransaction
+
+    blob = bytes.fromhex(raw_tx.removeprefix("0x"))
+    sender = Account.recover_transaction(blob)
+    if blob[0] >= 0xC0:  # an RLP list: [nonce, gasPrice, gas, to, value, data, v, r, s]
+        import rlp
+
+        nonce, _price, _gas, to, _value, data, *_signature = rlp.decode(blob)
+        return sender, int.from_bytes(nonce, "big"), to_checksum_address(to), "0x" + bytes(data).hex()
+    fields = TypedTransaction.from_bytes(blob).as_dict()
+    data = fields["data"]
+    return (sender, int(fields["nonce"]), to_checksum_address(fields["to"]),
+            data if isinstance(data, str) else "0x" + bytes(data).hex())
 
 
 def _int(value: Any) -> int:
@@ -622,6 +664,8 @@ class Facilitator:
                 return self.store.finish(key, Status.FAILED, error=NONCE_USED)
             return self.store.finish(key, Status.FAILED, error="settlement_not_broadcast")
         receipt = self.backend.wait(intent.tx_hash, 0)
+        if receipt is None and self.backend.superseded(intent.tx_hash, intent.raw_tx):
+            return self._resend(intent, timeout)
         if receipt is None:
             self.backend.rebroadcast(intent.raw_tx)
             receipt = self.backend.wait(intent.tx_hash, timeout)
@@ -629,6 +673,29 @@ class Facilitator:
             return self.store.get(key) or intent
         if receipt.succeeded:
             return self.store.finish(key, Status.SETTLED, tx_hash=intent.tx_hash)
+        used = self.backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:]))
+        return self.store.finish(key, Status.FAILED, error=NONCE_USED if used else TRANSACTION_FAILED)
+
+    def _resend(self, intent: Intent, timeout: float) -> Intent:
+        """The intent's transaction lost its relayer nonce to another one (two keepers with one
+        relayer key, a hand-sent transaction) and can never be mined: send the same call again
+        under a fresh nonce. Safe, because the token lets the authorization move money once."""
+        key, old = intent.key, intent.tx_hash
+        assert old is not None and intent.raw_tx is not None
+        log.warning("settle %s: transaction %s lost its relayer nonce to another one: sending again", key.nonce, old)
+        try:
+            tx_hash = self.backend.resend(intent.raw_tx, lambda h, raw: self.store.replace_tx(key, old, h, raw))
+        except SimulationReverted as exc:  # expired meanwhile, or used by someone else: closed by the chain
+            used = self.backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:]))
+            return self.store.finish(key, Status.FAILED, error=NONCE_USED if used else reason_for_revert(str(exc)))
+        except Exception as exc:  # noqa: BLE001 - RPC trouble or a concurrent change: still pending, next pass
+            log.warning("settle %s: sending again failed (%s): pending", key.nonce, exc)
+            return self.store.get(key) or intent
+        receipt = self.backend.wait(tx_hash, timeout)
+        if receipt is None:
+            return self.store.get(key) or intent
+        if receipt.succeeded:
+            return self.store.finish(key, Status.SETTLED, tx_hash=tx_hash)
         used = self.backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:]))
         return self.store.finish(key, Status.FAILED, error=NONCE_USED if used else TRANSACTION_FAILED)
 

@@ -165,6 +165,17 @@ class IntentStore:
             )
             return cur.rowcount == 1
 
+    def replace_tx(self, key: IntentKey, old_tx_hash: str, tx_hash: str, raw_tx: str) -> bool:
+        """Swap a pending intent's transaction for a new one, before the new one is broadcast, only
+        if it still holds `old_tx_hash` (so two reconcilers cannot both send). False: do not send."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE settlement_intents SET tx_hash = ?, raw_tx = ?, updated_at = ? "
+                "WHERE token = ? AND payer = ? AND nonce = ? AND status = 'pending' AND tx_hash = ?",
+                (tx_hash, raw_tx, time.time(), key.token, key.payer, key.nonce, old_tx_hash),
+            )
+            return cur.rowcount == 1
+
     def finish(self, key: IntentKey, status: Status, *, tx_hash: str | None = None,
                error: str | None = None) -> Intent:
         """Close a pending intent as settled or failed. A closed intent is never reopened or changed."""

@@ -265,3 +265,109 @@ def test_malformed_facilitator_request_is_400_with_a_reason(api, body):
     reply = api.post("/settle", content=body, headers={"content-type": "application/json"})
     assert reply.status_code == 400
     assert reply.json()["invalidReason"] == "invalid_payload"
+
+
+class ManualMining:
+    """Anvil without automine for the body of a `with`: sent transactions wait in the pool."""
+
+    def __init__(self, w3):
+        self.w3 = w3
+
+    def rpc(self, method, *params):
+        reply = self.w3.provider.make_request(method, list(params))
+        assert "error" not in reply, reply
+        return reply.get("result")
+
+    def __enter__(self):
+        self.rpc("evm_setAutomine", False)
+        return self
+
+    def __exit__(self, *exc):
+        self.rpc("evm_setAutomine", True)
+
+
+def stranded_settlement(w3, facilitator, relayer_key, payment, *, take_nonce: bool):
+    """Settle while nothing is mined, so the answer is pending; then the node forgets the
+    transaction (`anvil_dropTransaction`, as a restarted or evicting node does) and, with
+    `take_nonce`, another transaction of the same relayer key is mined under its nonce (a second
+    keeper, a hand-sent transaction). Returns the pending intent."""
+    facilitator.receipt_timeout = 0.2
+    with ManualMining(w3) as mining:
+        result = facilitator.settle(payment)
+        assert result.status is Status.PENDING
+        intent = facilitator.store.get(payment.key)
+        nonce = w3.eth.get_transaction(intent.tx_hash)["nonce"]
+        mining.rpc("anvil_dropTransaction", intent.tx_hash)
+        if take_nonce:
+            other = relayer_key.sign_transaction({"to": relayer_key.address, "value": 0, "gas": 21_000, "nonce": nonce,
+                                                  "gasPrice": w3.eth.gas_price, "chainId": w3.eth.chain_id})
+            w3.eth.send_raw_transaction(other.raw_transaction)
+        mining.rpc("evm_mine")
+    assert w3.eth.get_transaction_count(relayer_key.address) == nonce + (1 if take_nonce else 0)
+    return intent
+
+
+def test_a_dropped_settlement_is_sent_again_unchanged_while_its_nonce_is_free(w3, facilitator, relayer_key, sign,
+                                                                               requirements, funded_usdc, payer,
+                                                                               provider):
+    payment = Payment.from_v2(sign(requirements), requirements)
+    before = funded_usdc.balanceOf(payer), funded_usdc.balanceOf(provider)
+    intent = stranded_settlement(w3, facilitator, relayer_key, payment, take_nonce=False)
+    assert funded_usdc.balanceOf(provider) == before[1]  # nothing mined yet
+
+    closed = facilitator.reconcile(intent, timeout=10)
+
+    assert closed.status is Status.SETTLED and closed.tx_hash == intent.tx_hash  # the same transaction
+    assert funded_usdc.balanceOf(payer) == before[0] - PRICE
+    assert funded_usdc.balanceOf(provider) == before[1] + PRICE
+
+
+def test_a_settlement_whose_relayer_nonce_went_elsewhere_is_sent_again_and_pays_once(w3, facilitator, relayer_key,
+                                                                                    sign, requirements, funded_usdc,
+                                                                                    payer, provider):
+    payment = Payment.from_v2(sign(requirements), requirements)
+    before = funded_usdc.balanceOf(payer), funded_usdc.balanceOf(provider)
+    intent = stranded_settlement(w3, facilitator, relayer_key, payment, take_nonce=True)
+
+    closed = facilitator.reconcile(intent, timeout=10)
+
+    assert closed.status is Status.SETTLED and closed.tx_hash != intent.tx_hash
+    assert w3.eth.get_transaction_receipt(closed.tx_hash)["status"] == 1
+    assert funded_usdc.balanceOf(payer) == before[0] - PRICE
+    assert funded_usdc.balanceOf(provider) == before[1] + PRICE
+    again = facilitator.settle(payment)  # the client retries: the settled intent answers, nothing is sent
+    assert again.status is Status.SETTLED and again.transaction == closed.tx_hash
+    assert facilitator.reconcile(closed) == closed
+    assert funded_usdc.balanceOf(provider) == before[1] + PRICE
+
+
+def test_a_superseded_settlement_that_expired_meanwhile_fails_and_moves_nothing(w3, chain, facilitator, relayer_key,
+                                                                                sign, requirements, funded_usdc,
+                                                                                payer, provider):
+    payment = Payment.from_v2(sign(requirements), requirements)
+    before = funded_usdc.balanceOf(payer), funded_usdc.balanceOf(provider)
+    intent = stranded_settlement(w3, facilitator, relayer_key, payment, take_nonce=True)
+    w3.provider.make_request("evm_increaseTime", [400])  # past validBefore (now + 300)
+    w3.provider.make_request("evm_mine", [])
+
+    closed = facilitator.reconcile(intent, timeout=10)
+
+    assert closed.status is Status.FAILED
+    assert closed.error == "invalid_exact_evm_payload_authorization_valid_before"
+    assert (funded_usdc.balanceOf(payer), funded_usdc.balanceOf(provider)) == before
+
+
+def test_a_transaction_is_swapped_only_for_the_one_it_replaces(tmp_path):
+    from keeper.intents import Intent, IntentKey, IntentStore
+
+    store = IntentStore(tmp_path / "intents.sqlite")
+    key = IntentKey.of("0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 32)
+    store.claim(Intent(key=key, request_hash="0x" + "44" * 32, kind="transfer", payee="0x" + "55" * 20, value=1,
+                       network="eip155:338", service_id=None, status=Status.PENDING))
+    assert store.record_tx(key, "0xaa", "0x01")
+
+    assert not store.replace_tx(key, "0xbb", "0xcc", "0x02")  # not the transaction it holds
+    assert store.replace_tx(key, "0xaa", "0xcc", "0x02")
+    assert (store.get(key).tx_hash, store.get(key).raw_tx) == ("0xcc", "0x02")
+    store.finish(key, Status.SETTLED)
+    assert not store.replace_tx(key, "0xcc", "0xdd", "0x03")  # a closed intent keeps its transaction
