@@ -652,52 +652,8 @@ class Facilitator:
     # --- reconcile -------------------------------------------------------------------------------
 
     def reconcile(self, intent: Intent, timeout: float = 0.0) -> Intent:
-        """Close a pending intent from chain evidence, if there is any yet."""
-        if intent.status is not Status.PENDING:
-            return intent
-        key = intent.key
-        if intent.raw_tx is None or intent.tx_hash is None:
-            # Claimed but never signed: only a crashed settle leaves this behind for long.
-            if time.time() - intent.updated_at < max(self.claim_wait, 60):
-                return intent
-            if self.backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:])):
-                return self.store.finish(key, Status.FAILED, error=NONCE_USED)
-            return self.store.finish(key, Status.FAILED, error="settlement_not_broadcast")
-        receipt = self.backend.wait(intent.tx_hash, 0)
-        if receipt is None and self.backend.superseded(intent.tx_hash, intent.raw_tx):
-            return self._resend(intent, timeout)
-        if receipt is None:
-            self.backend.rebroadcast(intent.raw_tx)
-            receipt = self.backend.wait(intent.tx_hash, timeout)
-        if receipt is None:
-            return self.store.get(key) or intent
-        if receipt.succeeded:
-            return self.store.finish(key, Status.SETTLED, tx_hash=intent.tx_hash)
-        used = self.backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:]))
-        return self.store.finish(key, Status.FAILED, error=NONCE_USED if used else TRANSACTION_FAILED)
-
-    def _resend(self, intent: Intent, timeout: float) -> Intent:
-        """The intent's transaction lost its relayer nonce to another one (two keepers with one
-        relayer key, a hand-sent transaction) and can never be mined: send the same call again
-        under a fresh nonce. Safe, because the token lets the authorization move money once."""
-        key, old = intent.key, intent.tx_hash
-        assert old is not None and intent.raw_tx is not None
-        log.warning("settle %s: transaction %s lost its relayer nonce to another one: sending again", key.nonce, old)
-        try:
-            tx_hash = self.backend.resend(intent.raw_tx, lambda h, raw: self.store.replace_tx(key, old, h, raw))
-        except SimulationReverted as exc:  # expired meanwhile, or used by someone else: closed by the chain
-            used = self.backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:]))
-            return self.store.finish(key, Status.FAILED, error=NONCE_USED if used else reason_for_revert(str(exc)))
-        except Exception as exc:  # noqa: BLE001 - RPC trouble or a concurrent change: still pending, next pass
-            log.warning("settle %s: sending again failed (%s): pending", key.nonce, exc)
-            return self.store.get(key) or intent
-        receipt = self.backend.wait(tx_hash, timeout)
-        if receipt is None:
-            return self.store.get(key) or intent
-        if receipt.succeeded:
-            return self.store.finish(key, Status.SETTLED, tx_hash=tx_hash)
-        used = self.backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:]))
-        return self.store.finish(key, Status.FAILED, error=NONCE_USED if used else TRANSACTION_FAILED)
+        """Close a pending intent from chain evidence, if there is any yet (see reconcile_intent)."""
+        return reconcile_intent(self.backend, self.store, intent, timeout, unsigned_grace=max(self.claim_wait, 60))
 
     def reconcile_pending(self) -> int:
         """Try to close every pending intent (a keeper job). Returns how many were closed."""
@@ -724,6 +680,50 @@ class Facilitator:
             signers={"eip155:*": [self.backend.relayer]},
         )
 
+
+
+# ------------------------------------------------------------------------------------------------
+# Reconciling a pending intent (the facilitator's, and the renewal job's)
+
+
+def reconcile_intent(backend: FacilitatorBackend, store: IntentStore, intent: Intent, timeout: float = 0.0,
+                     unsigned_grace: float = 60.0) -> Intent:
+    """Close a pending intent from chain evidence, if there is any yet: its transaction's receipt,
+    or the authorization's state. A transaction the node forgot is sent again unchanged; one whose
+    relayer nonce went to another transaction (it can never be mined) is sent again as the same
+    call under a fresh nonce. An intent claimed but never signed fails after `unsigned_grace` s."""
+    if intent.status is not Status.PENDING:
+        return intent
+    key = intent.key
+    if intent.raw_tx is None or intent.tx_hash is None:
+        # Claimed but never signed: only a crashed settle leaves this behind for long.
+        if time.time() - intent.updated_at < unsigned_grace:
+            return intent
+        if backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:])):
+            return store.finish(key, Status.FAILED, error=NONCE_USED)
+        return store.finish(key, Status.FAILED, error="settlement_not_broadcast")
+    tx_hash = intent.tx_hash
+    receipt = backend.wait(tx_hash, 0)
+    if receipt is None and backend.superseded(tx_hash, intent.raw_tx):
+        log.warning("settle %s: transaction %s lost its relayer nonce to another one: sending again", key.nonce, tx_hash)
+        try:  # safe: the token lets the authorization move money once, whichever transaction carries it
+            tx_hash = backend.resend(intent.raw_tx, lambda h, raw: store.replace_tx(key, intent.tx_hash, h, raw))
+        except SimulationReverted as exc:  # expired meanwhile, or used by someone else: closed by the chain
+            used = backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:]))
+            return store.finish(key, Status.FAILED, error=NONCE_USED if used else reason_for_revert(str(exc)))
+        except Exception as exc:  # noqa: BLE001 - RPC trouble or a concurrent change: still pending, next pass
+            log.warning("settle %s: sending again failed (%s): pending", key.nonce, exc)
+            return store.get(key) or intent
+    elif receipt is None:
+        backend.rebroadcast(intent.raw_tx)
+    if receipt is None:
+        receipt = backend.wait(tx_hash, timeout)
+    if receipt is None:
+        return store.get(key) or intent
+    if receipt.succeeded:
+        return store.finish(key, Status.SETTLED, tx_hash=tx_hash)
+    used = backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:]))
+    return store.finish(key, Status.FAILED, tx_hash=tx_hash, error=NONCE_USED if used else TRANSACTION_FAILED)
 
 # ------------------------------------------------------------------------------------------------
 # HTTP

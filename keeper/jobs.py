@@ -255,7 +255,7 @@ def renew_subscriptions(ctx: JobContext) -> int:
     """Settle pre-authorized renewals of subscriptions that are about to expire."""
     if ctx.relayer is None or ctx.intents is None:
         return 0
-    from keeper.facilitator import SettlementCall, Web3Backend
+    from keeper.facilitator import SettlementCall, SimulationReverted, Web3Backend, reconcile_intent
     from keeper.intents import Intent, IntentKey, Status
     from paygent.eip3009 import AuthorizationKind, AuthorizationMessage
 
@@ -266,6 +266,7 @@ def renew_subscriptions(ctx: JobContext) -> int:
         ctx.backend = Web3Backend(ctx.w3, ctx.relayer, router=router,
                                   registry=ctx.manifest.address("ServiceRegistry"))
     done = 0
+    trouble: Exception | None = None
     for r in _rows(ctx, "SELECT n.*, s.expires_at FROM renewals n LEFT JOIN subscriptions s ON s.chain_id = n.chain_id "
                         "AND s.service_id = n.service_id AND s.subscriber = n.subscriber WHERE n.chain_id = ? AND "
                         "n.status = 'waiting' ORDER BY n.valid_before", (cid,)):
@@ -287,13 +288,11 @@ def renew_subscriptions(ctx: JobContext) -> int:
             ctx.store.set_renewal(r["subscriber"], r["nonce"], intent.status.value, tx_hash=intent.tx_hash)
             continue
         if not created and intent.tx_hash:
-            receipt = ctx.backend.wait(intent.tx_hash, 0)
-            if receipt is None:
-                continue  # still in flight; next run looks again
-            status = Status.SETTLED if receipt.succeeded else Status.FAILED
-            ctx.intents.finish(key, status, tx_hash=intent.tx_hash)
-            ctx.store.set_renewal(r["subscriber"], r["nonce"], status.value, tx_hash=intent.tx_hash)
-            continue
+            intent = reconcile_intent(ctx.backend, ctx.intents, intent)  # resent if the node forgot it
+            if intent.status is not Status.PENDING:
+                ctx.store.set_renewal(r["subscriber"], r["nonce"], intent.status.value, tx_hash=intent.tx_hash,
+                                      error=intent.error)
+            continue  # still in flight: the next run looks again
         sig = bytes.fromhex(r["signature"].removeprefix("0x"))
         message = AuthorizationMessage(ctx.w3.to_checksum_address(r["subscriber"]), router, int(r["value"]),
                                        r["valid_after"], r["valid_before"], bytes.fromhex(r["nonce"][2:]))
@@ -301,11 +300,19 @@ def renew_subscriptions(ctx: JobContext) -> int:
                               service_id=r["service_id"])
         try:
             tx_hash = ctx.backend.send(call, lambda h, raw: ctx.intents.record_tx(key, h, raw))
-        except Exception as exc:  # noqa: BLE001 - simulation revert: the authorization cannot settle
+        except SimulationReverted as exc:  # the authorization cannot settle (expired, used, underfunded, ...)
             ctx.intents.finish(key, Status.FAILED, error=str(exc)[:300])
             ctx.store.set_renewal(r["subscriber"], r["nonce"], "failed", error=str(exc)[:300])
             ctx.alert(f"renewal:{r['nonce']}", "settlement_failed", "subscription renewal failed",
                       subscriber=r["subscriber"], service=r["service_id"], error=str(exc)[:200])
+            continue
+        except Exception as exc:  # noqa: BLE001 - the node, not the authorization: nothing is decided
+            stored = ctx.intents.get(key)
+            if stored is not None and stored.raw_tx is None:
+                ctx.intents.forget_unbroadcast(key)  # never sent: the next run signs it again
+            log.warning("renewal not sent this run; retrying next run",
+                        extra={"subscriber": r["subscriber"], "nonce": r["nonce"], "error": str(exc)[:200]})
+            trouble = exc
             continue
         receipt = ctx.backend.wait(tx_hash, 30)
         if receipt is None:
@@ -314,6 +321,8 @@ def renew_subscriptions(ctx: JobContext) -> int:
         ctx.intents.finish(key, status, tx_hash=tx_hash)
         ctx.store.set_renewal(r["subscriber"], r["nonce"], status.value, tx_hash=tx_hash)
         done += status is Status.SETTLED
+    if trouble is not None:  # counted as a failed run; the renewals left waiting are tried next run
+        raise RuntimeError(f"renewals not sent this run ({done} settled): {trouble}") from trouble
     return done
 
 

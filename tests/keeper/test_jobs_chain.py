@@ -1,6 +1,7 @@
-"""Jobs and decoding against a real anvil: expiry, float top-up, alerts — each idempotent and counted;
-the generated decoders agree with web3's own event decoding."""
+"""Jobs and decoding against a real anvil: expiry, float top-up, alerts, subscription renewals — each
+idempotent and counted; the generated decoders agree with web3's own event decoding."""
 
+import secrets
 import threading
 
 import pytest
@@ -8,9 +9,13 @@ import pytest
 from chainkit import deploy_stack, local_chain, wait_for_cursor
 from keeper.api import Telemetry
 from keeper.indexer import Health, Indexer, IndexerConfig, Rpc, Source, contracts_from_manifest, default_decoder
+from keeper.facilitator import Web3Backend
+from keeper.intents import IntentKey, IntentStore, Status
 from keeper.jobs import JobContext, jobs
 from keeper.settings import KeeperSettings
 from keeper.store import PAYMENT_FIELDS, Store
+from agent.signer import LocalSigner
+from paygent.eip3009 import AuthorizationKind, AuthorizationMessage, DomainReader, digest
 from paygent.localchain import test_key as dev_key
 
 DAY = 86_400
@@ -107,6 +112,135 @@ def test_failing_job_is_counted_and_others_keep_running(stack, tmp_path):
     ctx.w3 = None  # every chain call now fails
     assert jobs.run("expire_requests", ctx) is None
     assert runs(ctx, "expire_requests", "failed") == 1
+
+
+SUBSCRIPTION = 2  # PricingModel.Subscription
+SUBSCRIBER = 4   # anvil account / test key index
+PROVIDER = 6
+
+
+@pytest.fixture
+def subscribed(stack):
+    """A daily ONE-USDC subscription service and a subscriber who bought its first day."""
+    w3, registry, router, usdc = (stack.w3, stack.contracts["ServiceRegistry"], stack.contracts["PaymentRouter"],
+                                  stack.contracts["USDC"])
+    subscriber, provider = w3.eth.accounts[SUBSCRIBER], w3.eth.accounts[PROVIDER]
+    stack.send(registry.functions.register("daily news", "http://127.0.0.1/news", SUBSCRIPTION, usdc.address, ONE,
+                                           DAY, provider, ""), sender=provider)
+    service_id = registry.functions.serviceCount().call()
+    stack.send(usdc.functions.mint(subscriber, 10 * ONE))
+    stack.send(usdc.functions.approve(router.address, ONE), sender=subscriber)
+    stack.send(router.functions.subscribe(service_id, 1, b"\x00" * 32), sender=subscriber)
+    return service_id, subscriber, provider
+
+
+def pre_authorize(stack, store, service_id, *, valid_for=3 * DAY):
+    """The subscriber signs one more period in advance (ReceiveWithAuthorization to the router, the
+    nonce naming the service) and the keeper stores it, as `paygent keeper add-renewal` does."""
+    w3, router, usdc = stack.w3, stack.contracts["PaymentRouter"], stack.contracts["USDC"]
+    now = w3.eth.get_block("latest")["timestamp"]
+    key = dev_key(SUBSCRIBER)
+    nonce = (service_id << 192 | secrets.randbits(192)).to_bytes(32, "big")
+    message = AuthorizationMessage(key.address, router.address, ONE, now - 60, now + valid_for, nonce)
+    signature = LocalSigner(key).sign_digest(digest(DomainReader(w3).domain(usdc.address), AuthorizationKind.RECEIVE,
+                                                    message))
+    assert store.add_renewal(service_id, key.address, usdc.address, "0x" + nonce.hex(), ONE, message.valid_after,
+                             message.valid_before, "0x" + signature.hex())
+    return "0x" + nonce.hex()
+
+
+def advance(stack, seconds):
+    stack.w3.provider.make_request("evm_increaseTime", [seconds])
+    stack.mine()
+
+
+def renewal_row(store, nonce):
+    return store.query("SELECT status, tx_hash, error FROM renewals WHERE nonce = ?", (nonce,))[0]
+
+
+def balances(stack, *accounts):
+    usdc = stack.contracts["USDC"]
+    return [usdc.functions.balanceOf(a).call() for a in accounts]
+
+
+def test_a_pre_authorized_renewal_extends_the_subscription_once_near_its_expiry(stack, subscribed, tmp_path):
+    service_id, subscriber, provider = subscribed
+    router = stack.contracts["PaymentRouter"]
+    store = Store(tmp_path / "k.sqlite", 338)
+    ctx = context(stack, store, tmp_path, renew_before=3_600)
+    ctx.intents = IntentStore(tmp_path / "intents.sqlite")
+    nonce = pre_authorize(stack, store, service_id)
+    index_to_head(stack, store)
+    expiry = router.functions.subscriptionExpiry(service_id, subscriber).call()
+    before = balances(stack, subscriber, provider)
+
+    assert jobs.run("renew_subscriptions", ctx) == 0  # a day ahead: not yet
+    assert renewal_row(store, nonce)[0] == "waiting"
+    advance(stack, DAY - 1_800)  # now within renew_before of the expiry
+    assert jobs.run("renew_subscriptions", ctx) == 1
+    assert jobs.run("renew_subscriptions", ctx) == 0  # settled once; the next run sends nothing
+
+    assert router.functions.subscriptionExpiry(service_id, subscriber).call() == expiry + DAY
+    fee = ONE * router.functions.feeBps().call() // 10_000
+    assert balances(stack, subscriber, provider) == [before[0] - ONE, before[1] + ONE - fee]
+    status, tx_hash, _error = renewal_row(store, nonce)
+    assert status == "settled" and stack.w3.eth.get_transaction_receipt(tx_hash)["status"] == 1
+    assert ctx.intents.get(IntentKey.of(stack.contracts["USDC"].address, subscriber, nonce)).status is Status.SETTLED
+    index_to_head(stack, store)
+    assert store.query("SELECT expires_at FROM subscriptions WHERE subscriber = ?",
+                       (subscriber.lower(),))[0][0] == expiry + DAY
+    assert runs(ctx, "renew_subscriptions") == 3
+
+
+class NodeDownOnce(Web3Backend):
+    """The node fails the first send (before anything is signed), then works."""
+
+    failures = 1
+
+    def send(self, call, before_broadcast):
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("node unreachable")
+        return super().send(call, before_broadcast)
+
+
+def test_a_renewal_the_node_could_not_take_waits_for_the_next_run_and_is_counted_failed(stack, subscribed, tmp_path):
+    service_id, subscriber, provider = subscribed
+    store = Store(tmp_path / "k.sqlite", 338)
+    ctx = context(stack, store, tmp_path, renew_before=3_600)
+    ctx.intents = IntentStore(tmp_path / "intents.sqlite")
+    ctx.backend = NodeDownOnce(stack.w3, ctx.relayer, router=stack.manifest.address("PaymentRouter"))
+    nonce = pre_authorize(stack, store, service_id)
+    index_to_head(stack, store)
+    advance(stack, DAY - 1_800)
+    before = balances(stack, subscriber, provider)
+
+    assert jobs.run("renew_subscriptions", ctx) is None  # the run failed ...
+    assert runs(ctx, "renew_subscriptions", "failed") == 1
+    assert renewal_row(store, nonce)[0] == "waiting"  # ... and lost nothing: still waiting, no intent
+    assert ctx.intents.get(IntentKey.of(stack.contracts["USDC"].address, subscriber, nonce)) is None
+    assert balances(stack, subscriber, provider) == before
+
+    assert jobs.run("renew_subscriptions", ctx) == 1
+    assert renewal_row(store, nonce)[0] == "settled"
+
+
+def test_a_renewal_authorization_that_expired_unused_fails_with_an_alert_and_moves_nothing(stack, subscribed,
+                                                                                          tmp_path):
+    service_id, subscriber, provider = subscribed
+    store = Store(tmp_path / "k.sqlite", 338)
+    ctx = context(stack, store, tmp_path, renew_before=3_600)
+    ctx.intents = IntentStore(tmp_path / "intents.sqlite")
+    nonce = pre_authorize(stack, store, service_id, valid_for=DAY // 2)  # ends before the renewal is due
+    index_to_head(stack, store)
+    advance(stack, DAY - 1_800)
+    before = balances(stack, subscriber, provider)
+
+    assert jobs.run("renew_subscriptions", ctx) == 0
+    status, tx_hash, error = renewal_row(store, nonce)
+    assert (status, tx_hash, error) == ("failed", None, "authorization expired unused")
+    assert ctx.telemetry.alerts.labels("settlement_failed")._value.get() == 1
+    assert balances(stack, subscriber, provider) == before
 
 
 def test_generated_decoders_agree_with_web3(stack, wallet_setup):
