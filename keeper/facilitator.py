@@ -699,9 +699,9 @@ def reconcile_intent(backend: FacilitatorBackend, store: IntentStore, intent: In
         # Claimed but never signed: only a crashed settle leaves this behind for long.
         if time.time() - intent.updated_at < unsigned_grace:
             return intent
-        if backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:])):
-            return store.finish(key, Status.FAILED, error=NONCE_USED)
-        return store.finish(key, Status.FAILED, error="settlement_not_broadcast")
+        # Closed only if it is still unsigned: the settle may have stored its transaction meanwhile.
+        used = backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:]))
+        return store.finish(key, Status.FAILED, error=NONCE_USED if used else "settlement_not_broadcast", holding=None)
     tx_hash = intent.tx_hash
     receipt = backend.wait(tx_hash, 0)
     if receipt is None and backend.superseded(tx_hash, intent.raw_tx):
@@ -723,7 +723,7 @@ def reconcile_intent(backend: FacilitatorBackend, store: IntentStore, intent: In
     if receipt.succeeded:
         return store.finish(key, Status.SETTLED, tx_hash=tx_hash)
     used = backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:]))
-    return store.finish(key, Status.FAILED, tx_hash=tx_hash, error=NONCE_USED if used else TRANSACTION_FAILED)
+    return store.finish(key, Status.FAILED, error=NONCE_USED if used else TRANSACTION_FAILED, holding=tx_hash)
 
 # ------------------------------------------------------------------------------------------------
 # HTTP

@@ -93,6 +93,10 @@ def _row(row: tuple) -> Intent:
                   Status(status), tx_hash, raw_tx, error, created_at, updated_at)
 
 
+ANY_TX = object()
+"""IntentStore.finish(holding=ANY_TX): close the intent whatever transaction it holds."""
+
+
 class IntentStore:
     """Intent store on a SQLite file, ``":memory:"`` (a private in-process store), or a
     postgresql:// URL / keeper.db.Target. Raises keeper.db.ERRORS if the database cannot be opened."""
@@ -177,15 +181,23 @@ class IntentStore:
             return cur.rowcount == 1
 
     def finish(self, key: IntentKey, status: Status, *, tx_hash: str | None = None,
-               error: str | None = None) -> Intent:
-        """Close a pending intent as settled or failed. A closed intent is never reopened or changed."""
+               error: str | None = None, holding: str | None | object = ANY_TX) -> Intent:
+        """Close a pending intent as settled or failed. A closed intent is never reopened or changed.
+        `holding`: close it only if it still holds that transaction hash (None: only if it has no
+        transaction yet), so a decision taken on an older read cannot overrule a newer write.
+        Returns the stored intent (still pending if `holding` did not match)."""
         if status is Status.PENDING:
             raise ValueError("finish() closes an intent: settled or failed")
+        condition, extra = "", ()
+        if holding is None:
+            condition = " AND raw_tx IS NULL"
+        elif holding is not ANY_TX:
+            condition, extra = " AND tx_hash = ?", (holding,)
         with self._lock:
             self._db.execute(
                 "UPDATE settlement_intents SET status = ?, tx_hash = COALESCE(?, tx_hash), error = ?, "
-                "updated_at = ? WHERE token = ? AND payer = ? AND nonce = ? AND status = 'pending'",
-                (status.value, tx_hash, error, time.time(), key.token, key.payer, key.nonce),
+                "updated_at = ? WHERE token = ? AND payer = ? AND nonce = ? AND status = 'pending'" + condition,
+                (status.value, tx_hash, error, time.time(), key.token, key.payer, key.nonce, *extra),
             )
         stored = self.get(key)
         assert stored is not None

@@ -273,14 +273,18 @@ def renew_subscriptions(ctx: JobContext) -> int:
         expires = r["expires_at"] or 0
         if expires - now > ctx.settings.renew_before:
             continue
-        if now >= r["valid_before"]:
-            ctx.store.set_renewal(r["subscriber"], r["nonce"], "failed", error="authorization expired unused")
-            ctx.alert(f"renewal:{r['nonce']}", "settlement_failed", "renewal authorization expired before use",
-                      subscriber=r["subscriber"], service=r["service_id"])
-            continue
-        if now <= r["valid_after"]:
-            continue
         key = IntentKey.of(r["token"], r["subscriber"], r["nonce"])
+        sent = ctx.intents.get(key)
+        if sent is None or sent.raw_tx is None:  # nothing broadcast yet: the validity window decides
+            if now >= r["valid_before"]:
+                if sent is not None:
+                    ctx.intents.finish(key, Status.FAILED, error="authorization expired unused", holding=None)
+                ctx.store.set_renewal(r["subscriber"], r["nonce"], "failed", error="authorization expired unused")
+                ctx.alert(f"renewal:{r['nonce']}", "settlement_failed", "renewal authorization expired before use",
+                          subscriber=r["subscriber"], service=r["service_id"])
+                continue
+            if now <= r["valid_after"]:
+                continue
         intent, created = ctx.intents.claim(Intent(key, request_hash="renewal", kind=AuthorizationKind.RECEIVE.value,
                                                    payee=router, value=int(r["value"]), network=ctx.settings.network,
                                                    service_id=r["service_id"], status=Status.PENDING))

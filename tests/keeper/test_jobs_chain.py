@@ -225,6 +225,36 @@ def test_a_renewal_the_node_could_not_take_waits_for_the_next_run_and_is_counted
     assert renewal_row(store, nonce)[0] == "settled"
 
 
+class ReceiptsLate(Web3Backend):
+    """Receipts are not found within the job's wait (a slow node); asked later, they are there."""
+
+    def wait(self, tx_hash, timeout):
+        return None if timeout > 0 else super().wait(tx_hash, timeout)
+
+
+def test_a_renewal_sent_in_time_is_settled_even_if_its_authorization_ends_before_the_next_run(stack, subscribed,
+                                                                                             tmp_path):
+    service_id, subscriber, provider = subscribed
+    store = Store(tmp_path / "k.sqlite", 338)
+    ctx = context(stack, store, tmp_path, renew_before=3_600)
+    ctx.intents = IntentStore(tmp_path / "intents.sqlite")
+    ctx.backend = ReceiptsLate(stack.w3, ctx.relayer, router=stack.manifest.address("PaymentRouter"))
+    nonce = pre_authorize(stack, store, service_id, valid_for=DAY)  # ends shortly after the renewal is due
+    index_to_head(stack, store)
+    advance(stack, DAY - 1_800)
+    before = balances(stack, subscriber, provider)
+
+    assert jobs.run("renew_subscriptions", ctx) == 0  # sent and mined, but no receipt seen this run
+    assert renewal_row(store, nonce)[0] == "waiting"
+    advance(stack, 3_600)  # the authorization's validBefore has passed; the transaction was mined before
+    assert jobs.run("renew_subscriptions", ctx) == 0
+
+    status, tx_hash, error = renewal_row(store, nonce)
+    assert (status, error) == ("settled", None) and tx_hash is not None  # not "expired unused"
+    assert balances(stack, subscriber, provider)[0] == before[0] - ONE
+    assert ctx.telemetry.alerts.labels("settlement_failed")._value.get() == 0
+
+
 def test_a_renewal_authorization_that_expired_unused_fails_with_an_alert_and_moves_nothing(stack, subscribed,
                                                                                           tmp_path):
     service_id, subscriber, provider = subscribed

@@ -371,3 +371,19 @@ def test_a_transaction_is_swapped_only_for_the_one_it_replaces(tmp_path):
     assert (store.get(key).tx_hash, store.get(key).raw_tx) == ("0xcc", "0x02")
     store.finish(key, Status.SETTLED)
     assert not store.replace_tx(key, "0xcc", "0xdd", "0x03")  # a closed intent keeps its transaction
+
+
+def test_reconcile_never_fails_an_intent_whose_transaction_was_stored_after_it_looked(facilitator, funded_usdc,
+                                                                                      payer):
+    from keeper.facilitator import reconcile_intent
+    from keeper.intents import Intent, IntentKey
+
+    key = IntentKey.of(funded_usdc.address, payer.address, "0x" + "5a" * 32)
+    facilitator.store.claim(Intent(key=key, request_hash="0x" + "44" * 32, kind="transfer", payee=payer.address,
+                                   value=PRICE, network="eip155:338", service_id=None, status=Status.PENDING))
+    seen = facilitator.store.get(key)  # the reconciler reads: claimed, not signed yet ...
+    assert facilitator.store.record_tx(key, "0x" + "ab" * 32, "0x01")  # ... the settle stores its transaction
+
+    closed = reconcile_intent(facilitator.backend, facilitator.store, seen, unsigned_grace=0)
+
+    assert closed.status is Status.PENDING and closed.tx_hash == "0x" + "ab" * 32  # not "not broadcast"
