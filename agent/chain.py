@@ -34,6 +34,7 @@ from agent.tools import (CallService, Cost, DiscoverServices, GetBalances, GetHi
                          PayService, QuoteSwap, RequestApproval, Subscribe, Swap, ToolError, ToolInput)
 from paygent.manifest import Manifest
 from paygent.networks import Network
+from paygent.wire.common import parse_json
 
 MODELS = ("per-call", "metered", "subscription")
 REQUEST_STATUS = ("none", "pending", "executed", "rejected", "cancelled", "expired")
@@ -350,7 +351,7 @@ class ChainToolbox:
         if reply.status_code != 200:
             return None
         try:
-            return reply.json()
+            return parse_json(reply.content)
         except ValueError:
             return None
 
@@ -560,6 +561,12 @@ class ChainToolbox:
             paid = client.get(url)
         except PaymentRefused as exc:
             self._remember(svc, False, started, exc.reason)
+            if exc.reason in ("settlement_unknown", "paid_response_lost"):
+                # The authorization may have moved (or did move) money: paying elsewhere would pay twice.
+                raise ToolError("payment_unconfirmed", f"{svc['name']}: {exc.detail}",
+                                hint="do not pay again for this request; the payment id is the authorization nonce "
+                                     "(the keeper's /payments/<id> tells settled or failed)",
+                                _spent=client.planner.budget.spent) from None
             code = {"registry_mismatch": "registry_mismatch", "over_budget": "over_price",
                     "service_inactive": "service_inactive"}.get(exc.reason, "payment_failed")
             raise ToolError(code, f"{svc['name']}: payment refused ({exc.reason}): {exc.detail}",
@@ -575,7 +582,7 @@ class ChainToolbox:
             raise ToolError("service_error", f"{svc['name']} answered HTTP {response.status_code}",
                             hint="try another service", _spent=paid.amount)
         try:
-            content: Any = response.json()
+            content: Any = parse_json(response.content)
         except ValueError:
             content = response.text[:2_000]
         self._remember(svc, True, started, None)

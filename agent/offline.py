@@ -328,10 +328,15 @@ class OfflinePlanner:
         return _report(session.call("request_approval", request))
 
 
+UNCONFIRMED_CODES = frozenset({"payment_unconfirmed"})
+"""Errors after which money may have moved (or did): reported as such, never failed over."""
+
+
 def _refusal(out: ToolOutcome) -> str:
     err = out.error or {}
     hint = f" ({err['hint']})" if err.get("hint") else ""
-    return f"Refused — {err.get('message', 'unknown error')} [{err.get('code')}]{hint}."
+    lead = "Paid, not confirmed" if err.get("code") in UNCONFIRMED_CODES else "Refused"
+    return f"{lead} — {err.get('message', 'unknown error')} [{err.get('code')}]{hint}."
 
 
 def _report(out: ToolOutcome) -> tuple[bool, str]:

@@ -28,7 +28,8 @@ from agent.signer import Signer, SignedAuthorization
 from paygent.eip3009 import AuthorizationKind, TokenDomain, service_nonce
 from paygent.networks import Network
 from paygent.wire import cronos, v1, v2
-from paygent.wire.common import WireError, decode_header, parse_model, same_address
+from paygent.wire.common import WireError, decode_header, parse_json, parse_model, same_address
+from paygent.wire.exact import NONCE_USED
 
 RETRYABLE = {500, 502, 503, 504}
 
@@ -138,7 +139,7 @@ class PaymentPlanner:
                 return [Offer(2, r.scheme, r.network, r.asset, int(r.amount), r.pay_to, r.max_timeout_seconds,
                               r.extra.service_id, r.extra.name, r.extra.version, v2=r, resource=pr2.resource)
                         for r in pr2.accepts]
-            pr1 = parse_model(v1.PaymentRequired, response.json(), "invalid_payment_required")
+            pr1 = parse_model(v1.PaymentRequired, parse_json(response.content), "invalid_payment_required")
         except (WireError, ValueError) as exc:
             detail = exc.detail if isinstance(exc, WireError) else "402 body is not JSON"
             raise PaymentRefused("invalid_payment_required", detail) from None
@@ -225,14 +226,18 @@ class PaymentPlanner:
         with self._lock:
             self._inflight.pop(fingerprint, None)
 
-    def outcome(self, response: httpx.Response, pending: _Pending) -> PaidResponse:
-        """Final answer to a paid request (2xx/4xx other than 402)."""
+    def outcome(self, response: httpx.Response, pending: _Pending, retried: bool = False) -> PaidResponse:
+        """Final answer to a paid request (2xx/4xx other than 402). `retried`: the header was sent
+        before without a final answer (a lost response, a 5xx, pending)."""
         if response.status_code == 402:
-            error = ""
             try:
-                error = str(response.json().get("error", ""))
+                data = parse_json(response.content)
             except ValueError:
-                pass
+                data = None
+            error = str(data.get("error", "")) if isinstance(data, dict) else ""
+            if retried and NONCE_USED in error:  # our own earlier attempt used it: the money moved
+                raise PaymentRefused("paid_response_lost", f"payment {pending.nonce} was used by an earlier attempt "
+                                     "whose answer did not arrive; not paying again for this request")
             raise PaymentRefused("payment_rejected", f"the server refused the payment ({error or 'no reason'}); "
                                                      "not paying again for this request")
         receipt: v2.SettleResponse | v1.SettlementResponse | None = None
@@ -284,7 +289,7 @@ class X402Client:
                 except httpx.TransportError:
                     response = None
                 if response is not None and response.status_code not in RETRYABLE:
-                    return self.planner.outcome(response, pending)
+                    return self.planner.outcome(response, pending, retried=attempt > 0)
                 if attempt < self.max_retries:
                     time.sleep(_retry_after(response, attempt))
             raise PaymentRefused("settlement_unknown", f"no final answer after {self.max_retries} retries; "
@@ -325,7 +330,7 @@ class AsyncX402Client:
                 except httpx.TransportError:
                     response = None
                 if response is not None and response.status_code not in RETRYABLE:
-                    return self.planner.outcome(response, pending)
+                    return self.planner.outcome(response, pending, retried=attempt > 0)
                 if attempt < self.max_retries:
                     await asyncio.sleep(_retry_after(response, attempt))
             raise PaymentRefused("settlement_unknown", f"no final answer after {self.max_retries} retries; "

@@ -49,8 +49,8 @@ from paygent.eip3009 import (
 )
 from paygent.networks import Network, network_for_x402
 from paygent.wire import cronos, v1, v2
-from paygent.wire.common import WireError, decode_header, parse_model, same_address
-from paygent.wire.exact import ExactEvmPayload, Extra
+from paygent.wire.common import WireError, decode_header, parse_json, parse_model, same_address
+from paygent.wire.exact import NONCE_USED, ExactEvmPayload, Extra
 from keeper import db as dbapi
 from keeper.intents import Intent, IntentKey, IntentStore, Status
 
@@ -65,7 +65,6 @@ RECIPIENT_MISMATCH = "invalid_exact_evm_payload_recipient_mismatch"
 VALUE_MISMATCH = "invalid_exact_evm_payload_authorization_value_mismatch"
 VALID_BEFORE = "invalid_exact_evm_payload_authorization_valid_before"
 VALID_AFTER = "invalid_exact_evm_payload_authorization_valid_after"
-NONCE_USED = "invalid_exact_evm_nonce_already_used"
 INSUFFICIENT_BALANCE = "invalid_exact_evm_insufficient_balance"
 TOKEN_NAME_MISMATCH = "invalid_exact_evm_token_name_mismatch"
 TOKEN_VERSION_MISMATCH = "invalid_exact_evm_token_version_mismatch"
@@ -736,14 +735,19 @@ def _json(model: Any, status: int = 200) -> JSONResponse:
 
 
 async def _body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise WireError(INVALID_PAYLOAD, f"body is {len(raw)} bytes; at most {MAX_BODY}")
-    import json
-
+    """The request's JSON, read only up to MAX_BODY bytes (a bigger body is refused unread)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise WireError(INVALID_PAYLOAD, f"body is {declared} bytes; at most {MAX_BODY}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise WireError(INVALID_PAYLOAD, f"body is over {MAX_BODY} bytes")
+        chunks.append(chunk)
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return parse_json(b"".join(chunks))
+    except ValueError:
         raise WireError(INVALID_PAYLOAD, "body is not JSON") from None
 
 

@@ -183,7 +183,8 @@ class Demo:
             old = port
             port = self.move_service_endpoints(port)
             self.log(f"  service   port {old} is busy: the provider moved its registered endpoints to port {port}")
-        env = self._env(PAYGENT_PORT=str(port), PAYGENT_HOST="127.0.0.1", PAYGENT_FACILITATOR_URL=keeper.detail)
+        env = self._env(PAYGENT_PORT=str(port), PAYGENT_HOST="127.0.0.1", PAYGENT_FACILITATOR_URL=keeper.detail,
+                        PAYGENT_SERVED_LOG=str(self.dir / "service" / "served.sqlite"))
         out = open(self.dir / "service.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", "paygent.demo_service"], env=env, stdout=out,
                                 stderr=subprocess.STDOUT, cwd=PROJECT_ROOT, start_new_session=True)

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from paygent.manifest import Manifest
 from paygent.networks import Network
-from paygent.paywall import FacilitatorClient, HttpFacilitator, Paywall, route_from_registry
+from paygent.paywall import FacilitatorClient, HttpFacilitator, Paywall, ServedLog, route_from_registry
 
 ONE_CRO = 10**18
 
@@ -45,6 +45,9 @@ class DemoServiceSettings(BaseSettings):
     """Port the service listens on."""
     public_url: str | None = None
     """URL clients reach the service at (default: taken from each request's Host header)."""
+    served_log: Path = Path(".paygent") / "demo-service" / "served.sqlite"
+    """SQLite file of the payments that already bought a response (one response per payment, across
+    restarts and worker processes)."""
 
 
 class PriceOracle:
@@ -75,7 +78,7 @@ class PriceOracle:
 
 
 def create_app(w3: Any, manifest: Manifest, network: Network, facilitator: FacilitatorClient,
-               public_url: str | None = None) -> Paywall:
+               public_url: str | None = None, served: ServedLog | None = None) -> Paywall:
     oracle = PriceOracle(w3, manifest)
 
     async def price(_request: Request) -> JSONResponse:
@@ -96,7 +99,7 @@ def create_app(w3: Any, manifest: Manifest, network: Network, facilitator: Facil
         service_id = manifest.demo.get(f"service:{name}")
         if service_id is not None:
             routes.append(route_from_registry(w3, registry, router, int(service_id), path))
-    return Paywall(app, routes, facilitator, network, public_url=public_url)
+    return Paywall(app, routes, facilitator, network, served=served, public_url=public_url)
 
 
 def main() -> None:
@@ -110,7 +113,8 @@ def main() -> None:
     network = get_network(settings.network)
     m = manifests.require(network.name, settings.deployments_dir)
     w3 = Web3(Web3.HTTPProvider(settings.rpc_url or network.rpc_url))
-    app = create_app(w3, m, network, HttpFacilitator(settings.facilitator_url), settings.public_url)
+    app = create_app(w3, m, network, HttpFacilitator(settings.facilitator_url), settings.public_url,
+                     ServedLog(settings.served_log))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
 
 

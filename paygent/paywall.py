@@ -22,6 +22,7 @@ import logging
 import sqlite3
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -30,12 +31,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from paygent.networks import Network
 from paygent.wire import cronos, v1, v2
-from paygent.wire.common import WireError, decode_header, parse_model, same_address
-from paygent.wire.exact import Extra
+from paygent.wire.common import WireError, decode_header, parse_json, parse_model, same_address
+from paygent.wire.exact import NONCE_USED, Extra
 
 log = logging.getLogger("paygent.paywall")
 
-NONCE_USED = "invalid_exact_evm_nonce_already_used"
 NO_MATCH = "invalid_payment_requirements"
 
 
@@ -130,7 +130,12 @@ class HttpFacilitator:
         except httpx.HTTPError as exc:
             raise FacilitatorError(f"facilitator unreachable: {type(exc).__name__}") from exc
         if reply.status_code == 400:  # it found the payload malformed: the payer's problem
-            data = reply.json()
+            try:
+                data = parse_json(reply.content)
+            except ValueError:
+                data = None
+            if not isinstance(data, dict):
+                raise FacilitatorError("facilitator answered HTTP 400 without a JSON object")
             return v2.SettleResponse(success=False, error_reason=data.get("errorReason", "invalid_payload"),
                                      error_message=data.get("invalidMessage"), network="", status="failed")
         if reply.status_code == 503:
@@ -153,17 +158,24 @@ class HttpFacilitator:
 def _error_of(reply: httpx.Response) -> str:
     """The `error` field of a JSON error answer, else the status line."""
     try:
-        data = reply.json()
+        data = parse_json(reply.content)
     except ValueError:
         return f"HTTP {reply.status_code}"
     return str(data.get("error") or f"HTTP {reply.status_code}") if isinstance(data, dict) else f"HTTP {reply.status_code}"
 
 
 class ServedLog:
-    """Which authorizations already bought a response (SQLite; in memory unless a path is given)."""
+    """Which authorizations already bought a response: one response per payment, however often its
+    header is sent. SQLite; give it a file (shared by every worker process of the service, kept
+    across restarts) — in memory, a restarted or second worker would serve a replayed header again."""
 
-    def __init__(self, path: str = ":memory:"):
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    def __init__(self, path: str | Path = ":memory:"):
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
+        if self.path != ":memory:":
+            self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS served (nonce TEXT PRIMARY KEY, tx TEXT)")
         self._lock = threading.Lock()
 
@@ -175,6 +187,12 @@ class ServedLog:
         """True for the first caller per nonce, False afterwards."""
         with self._lock:
             return self._db.execute("INSERT OR IGNORE INTO served VALUES (?, ?)", (nonce.lower(), tx)).rowcount == 1
+
+    def release(self, nonce: str) -> None:
+        """The response the payment bought failed (5xx or an exception): the next request with the
+        same header gets it instead — still one response per payment."""
+        with self._lock:
+            self._db.execute("DELETE FROM served WHERE nonce = ?", (nonce.lower(),))
 
 
 @dataclass
@@ -193,7 +211,11 @@ class Paywall:
         self.routes = {(r.method.upper(), r.path): r for r in routes}
         self.facilitator = facilitator
         self.network = network
-        self.served = served or ServedLog()
+        if served is None:
+            log.warning("paywall: the served-payments log is in memory; a restarted or second worker would "
+                        "serve a replayed payment header again (pass ServedLog(path))")
+            served = ServedLog()
+        self.served = served
         self.public_url = public_url.rstrip("/") if public_url else None
 
     def _resource(self, scope: Scope, headers: Headers) -> str:
@@ -222,10 +244,12 @@ class Paywall:
         if isinstance(outcome, _Reply):
             await _send_json(send, outcome)
             return
-        response_header, encoded = outcome
+        response_header, encoded, nonce = outcome
+        status: list[int] = []
 
         async def send_with_receipt(message: Message) -> None:
             if message["type"] == "http.response.start":
+                status.append(message["status"])
                 message = dict(message)
                 message["headers"] = list(message.get("headers", [])) + [
                     (response_header.lower().encode(), encoded.encode()),
@@ -233,7 +257,12 @@ class Paywall:
                 ]
             await send(message)
 
-        await self.app(scope, receive, send_with_receipt)
+        try:
+            await self.app(scope, receive, send_with_receipt)
+        finally:  # the content did not come out: the payment still buys it, on the next try
+            if not status or status[0] >= 500:
+                log.warning("paywall %s: the app failed after payment %s; the same header may retry", route.path, nonce)
+                self.served.release(nonce)
 
     def payment_required(self, route: PaidRoute, resource: str, error: str) -> _Reply:
         body = v1.PaymentRequired(error=error, accepts=[route.v1_requirements(self.network, resource)])
@@ -244,7 +273,9 @@ class Paywall:
         return _Reply(402, body.model_dump(mode="json", by_alias=True, exclude_none=True),
                       {v2.REQUIRED_HEADER: header.to_header(), "Cache-Control": "no-store"})
 
-    async def _charge(self, route: PaidRoute, resource: str, headers: Headers) -> _Reply | tuple[str, str]:
+    async def _charge(self, route: PaidRoute, resource: str, headers: Headers) -> _Reply | tuple[str, str, str]:
+        """A reply that ends the request (402, 400, 503 pending), or, once the payment is settled
+        and claimed for this request, (response header name, its value, the authorization nonce)."""
         v2_header = headers.get(v2.PAYMENT_HEADER)
         v1_header = headers.get(v1.PAYMENT_HEADER)
         if v2_header is None and v1_header is None:
@@ -282,7 +313,7 @@ class Paywall:
                                             network=result.network, payer=result.payer).to_header()
         else:
             receipt = result.to_header()
-        return response_header, receipt
+        return response_header, receipt, nonce
 
 
 def parse_v1_payment(data: Any) -> v1.PaymentPayload:

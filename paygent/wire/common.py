@@ -121,6 +121,15 @@ class WireError(ValueError):
 M = TypeVar("M", bound=BaseModel)
 
 
+def parse_json(raw: bytes | str) -> Any:
+    """json.loads for untrusted input: every failure — bad UTF-8, bad JSON, nesting deeper than the
+    parser recurses — is a ValueError (json.loads raises RecursionError for the last)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def decode_header(value: str) -> Any:
     """base64 → JSON, with the failure named (`invalid_payment_header`)."""
     if len(value) > MAX_HEADER_BYTES:
@@ -130,8 +139,8 @@ def decode_header(value: str) -> Any:
     except (binascii.Error, ValueError):
         raise WireError("invalid_payment_header", "not valid base64") from None
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        return parse_json(raw.decode("utf-8"))
+    except ValueError:
         raise WireError("invalid_payment_header", "base64 content is not JSON") from None
 
 

@@ -27,6 +27,10 @@ class ExactEvmPayload(WireModel):
     authorization: Authorization
 
 
+NONCE_USED = "invalid_exact_evm_nonce_already_used"
+"""The reason code for an authorization that was used already (the reference SDK's spelling)."""
+
+
 class Extra(WireModel):
     """`extra` of exact-scheme requirements: the token's EIP-712 domain and, for payments made
     out to the PaymentRouter, the ServiceRegistry id. Other keys are kept as they came."""
@@ -37,5 +41,6 @@ class Extra(WireModel):
     """EIP-712 domain name of the asset (e.g. "Bridged USDC (Stargate)")."""
     version: str | None = None
     """EIP-712 domain version of the asset."""
-    service_id: int | None = Field(default=None, ge=1, lt=2**256, strict=True)
-    """ServiceRegistry id; present when payTo is the PaymentRouter (ReceiveWithAuthorization)."""
+    service_id: int | None = Field(default=None, ge=1, lt=2**64, strict=True)
+    """ServiceRegistry id; present when payTo is the PaymentRouter (ReceiveWithAuthorization). Below
+    2^64: the router binds an authorization to its service through the nonce's top 64 bits."""

@@ -259,3 +259,32 @@ def test_history_lists_the_agents_actions(toolbox):
     toolbox.swap(Swap(token_in="USDC", token_out="WCRO", amount_in=Decimal(1)))
     entries = toolbox.get_history(GetHistory(limit=5))["entries"]
     assert "paid 1 USDC.e to " + ATTACKER in entries[-2] and "swapped 1 USDC.e ->" in entries[-1]
+
+
+class LoseFirstPaidAnswer(httpx.BaseTransport):
+    """The first response to a paid request is lost on the way back (after the service served it)."""
+
+    def __init__(self, inner: httpx.BaseTransport):
+        self.inner, self.lost = inner, False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        reply = self.inner.handle_request(request)
+        if "payment-signature" in request.headers and not self.lost:
+            self.lost = True
+            raise httpx.ReadError("connection reset", request=request)
+        return reply
+
+
+def test_a_paid_call_whose_answer_was_lost_is_unconfirmed_and_no_other_service_is_paid(toolbox, stack, provider,
+                                                                                       http):
+    toolbox.http = httpx.Client(transport=LoseFirstPaidAnswer(http._transport))
+    before = stack.usdc.balanceOf(provider)
+    session = Session(toolbox, budget=100 * ONE)
+
+    answer = OfflinePlanner(approval_wait_seconds=0).handle("get the CRO price from the cheapest price oracle", session)
+
+    assert not answer.ok
+    assert [o.tool for o in session.outcomes] == ["discover_services", "call_service"]  # no failover: it paid
+    assert session.outcomes[-1].error["code"] == "payment_unconfirmed"
+    assert answer.text.startswith("Paid, not confirmed") and "do not pay again" in answer.text
+    assert stack.usdc.balanceOf(provider) == before + 9_900  # the one payment, settled

@@ -144,3 +144,15 @@ class Served:
 def facilitator_server(facilitator_app):
     with Served(facilitator_app) as served:
         yield served
+
+
+@pytest.fixture
+def python_recursion_limit():
+    """The interpreter's default recursion limit for the test (ape raises it to 100,000; a service
+    runs with 1,000, where json.loads of deep nesting raises RecursionError, not a ValueError)."""
+    import sys
+
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(1_000)
+    yield
+    sys.setrecursionlimit(before)

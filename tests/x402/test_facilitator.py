@@ -387,3 +387,26 @@ def test_reconcile_never_fails_an_intent_whose_transaction_was_stored_after_it_l
     closed = reconcile_intent(facilitator.backend, facilitator.store, seen, unsigned_grace=0)
 
     assert closed.status is Status.PENDING and closed.tx_hash == "0x" + "ab" * 32  # not "not broadcast"
+
+
+def test_a_service_id_beyond_64_bits_is_refused_as_malformed(api, sign, requirements, funded_usdc, payer):
+    """The router binds an authorization to its service through the nonce's top 64 bits."""
+    body = settle_body(sign(requirements), requirements)
+    for holder in (body["paymentRequirements"], body["paymentPayload"]["accepted"]):
+        holder["extra"]["serviceId"] = 2**64
+
+    reply = api.post("/settle", json=body)
+
+    assert reply.status_code == 400 and reply.json()["invalidReason"] == "invalid_payload"
+    assert funded_usdc.balanceOf(payer) == 100 * 10**6
+
+
+def test_a_body_longer_than_it_may_be_is_refused_unread(api):
+    reply = api.post("/settle", content=b" " * (64 * 1024 + 1), headers={"content-type": "application/json"})
+    assert reply.status_code == 400 and "at most" in reply.json()["invalidMessage"]
+
+
+def test_a_body_nested_too_deeply_is_400_not_a_crash(api, python_recursion_limit):
+    reply = api.post("/settle", content=b"[" * 5000, headers={"content-type": "application/json"})
+
+    assert reply.status_code == 400 and reply.json()["invalidReason"] == "invalid_payload"

@@ -117,9 +117,9 @@ def test_client_refuses_unknown_network_and_asset(seller, planner_factory, route
     assert err.value.reason == "unknown_asset" and planner.budget.spent == 0
 
 
-def payment_spy(seller, sent: list[str]) -> TestClient:
+def payment_spy(seller, sent: list[str], **client) -> TestClient:
     """A client to the seller that records every PAYMENT-SIGNATURE header it sends, in order."""
-    http = TestClient(seller, base_url="http://seller.test")
+    http = TestClient(seller, base_url="http://seller.test", **client)
     original = http.send
 
     def spy(request, **kw):
@@ -247,3 +247,117 @@ def test_the_client_waits_a_sane_time_whatever_retry_after_says(header, wait):
 
     response = httpx.Response(503, headers={"Retry-After": header} if header is not None else {})
     assert _retry_after(response, 2) == pytest.approx(wait)
+
+
+def paywall_over(app, facilitator_app, route, served=None):
+    """Our paywall in front of `app`, the facilitator in-process."""
+    from paygent.networks import LOCAL
+    from paygent.paywall import HttpFacilitator, Paywall
+
+    fac = httpx.AsyncClient(transport=httpx.ASGITransport(app=facilitator_app), base_url="http://facilitator.test")
+    return Paywall(app, [route], HttpFacilitator("http://facilitator.test", fac), LOCAL, served=served)
+
+
+def weather_app(fail_first: int = 0):
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    left = {"failures": fail_first}
+
+    async def weather(_request):
+        if left["failures"]:
+            left["failures"] -= 1
+            raise RuntimeError("the weather station is down")
+        return JSONResponse({"weather": "sunny"})
+
+    return Starlette(routes=[Route("/weather", weather)])
+
+
+def test_a_payment_whose_response_failed_buys_it_on_the_retry_once(facilitator_app, route, planner_factory,
+                                                                    funded_usdc, payer):
+    seller = paywall_over(weather_app(fail_first=1), facilitator_app, route)
+    sent: list[str] = []
+    http = payment_spy(seller, sent, raise_server_exceptions=False)
+
+    paid = X402Client(planner_factory(), http=http, max_retries=2).get("/weather")
+
+    assert paid.response.status_code == 200 and paid.response.json() == {"weather": "sunny"}
+    assert len(sent) == 2 and sent[0] == sent[1]  # the same header: the app's 500 did not use up the payment
+    assert funded_usdc.balanceOf(payer) == 100 * 10**6 - route.price
+    replay = http.get("/weather", headers={"PAYMENT-SIGNATURE": sent[0]})
+    assert replay.status_code == 402  # ... and it bought one response, not two
+
+
+def test_served_payments_survive_a_restart_and_are_shared_by_workers(facilitator_app, route, planner_factory,
+                                                                     funded_usdc, payer, tmp_path):
+    from paygent.paywall import ServedLog
+
+    log_file = tmp_path / "served.sqlite"
+    first = paywall_over(weather_app(), facilitator_app, route, ServedLog(log_file))
+    sent: list[str] = []
+    paid = X402Client(planner_factory(), http=payment_spy(first, sent)).get("/weather")
+    assert paid.response.status_code == 200
+
+    for _ in range(2):  # a second worker now, and the service restarted later: same file, new process state
+        other = TestClient(paywall_over(weather_app(), facilitator_app, route, ServedLog(log_file)),
+                           base_url="http://seller.test")
+        replay = other.get("/weather", headers={"PAYMENT-SIGNATURE": sent[0]})
+        assert replay.status_code == 402 and replay.json()["error"].startswith("invalid_exact_evm_nonce_already_used")
+    assert funded_usdc.balanceOf(payer) == 100 * 10**6 - route.price
+
+
+def test_a_lost_response_is_reported_as_paid_not_refused_and_not_paid_again(seller, planner_factory, funded_usdc,
+                                                                            payer, route):
+    http = TestClient(seller, base_url="http://seller.test")
+    original = http.send
+    lost = {"left": 1}
+
+    def lose_first_paid_answer(request, **kw):
+        reply = original(request, **kw)
+        if "payment-signature" in request.headers and lost["left"]:
+            lost["left"] -= 1
+            raise httpx.ReadError("connection reset after the response started", request=request)
+        return reply
+
+    http.send = lose_first_paid_answer
+    with pytest.raises(PaymentRefused) as err:
+        X402Client(planner_factory(), http=http, max_retries=2).get("/weather")
+
+    assert err.value.reason == "paid_response_lost" and "not paying again" in err.value.detail
+    assert funded_usdc.balanceOf(payer) == 100 * 10**6 - route.price
+
+
+@pytest.mark.parametrize("answer", [b"<html>bad request</html>", b"[1, 2]"])
+def test_a_facilitator_400_that_is_not_a_json_object_is_a_502_not_a_crash(answer, route, planner_factory,
+                                                                         funded_usdc, payer):
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def odd(_request):
+        return Response(answer, status_code=400)
+
+    facilitator = Starlette(routes=[Route("/settle", odd, methods=["POST"])])
+    seller = TestClient(paywall_over(weather_app(), facilitator, route), base_url="http://seller.test")
+    paid = planner_factory().authorize("fp", seller.get("/weather"))
+
+    answer = seller.get("/weather", headers={paid.header_name: paid.header_value})
+
+    assert answer.status_code == 502 and answer.json()["error"] == "facilitator_unavailable"
+    assert funded_usdc.balanceOf(payer) == 100 * 10**6
+
+
+def test_a_402_body_that_is_a_json_list_is_a_refusal_with_a_reason(planner_factory):
+    planner = planner_factory()
+    reply = httpx.Response(402, content=b"[1, 2]", request=httpx.Request("GET", "http://seller.test/x"))
+    with pytest.raises(PaymentRefused) as err:
+        planner.offers(reply)
+    assert err.value.reason == "invalid_payment_required"
+
+
+@pytest.mark.parametrize("name", ["X-PAYMENT", "PAYMENT-SIGNATURE"])
+def test_a_header_nested_too_deeply_is_400_not_a_crash(name, raw, python_recursion_limit):
+    reply = raw.get("/weather", headers={name: base64.b64encode(b"[" * 3000).decode()})
+
+    assert reply.status_code == 400 and reply.json()["error"] == "invalid_payment_header"
