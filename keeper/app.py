@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from keeper.settings import ConfigError, KeeperSettings
@@ -73,6 +73,11 @@ class Keeper:
     app: Any
     job_context: Any | None
     facilitator: Any | None
+    identity: Any = None
+    """keeper.indexer.ChainIdentity of the deployment: the RPC must answer as this chain before the
+    leader's duties (indexing, jobs, settlement) start."""
+    verified: threading.Event = field(default_factory=threading.Event)
+    """Set once the RPC answered as the deployment's chain (at start, or since); settlement waits for it."""
 
 
 def build(settings: KeeperSettings) -> Keeper:
@@ -82,7 +87,8 @@ def build(settings: KeeperSettings) -> Keeper:
     from paygent.artifacts import ArtifactsMissingError
     from keeper import db as dbapi
     from keeper.api import Telemetry, create_app
-    from keeper.indexer import Health, Indexer, IndexerConfig, Rpc, Source, contracts_from_manifest, default_decoder
+    from keeper.indexer import (ChainIdentity, Health, Indexer, IndexerConfig, Rpc, Source, WrongChain,
+                                contracts_from_manifest, default_decoder)
     from keeper.leader import AdvisoryLock, SoleKeeper, lock_key
     from keeper.store import Store, StoreError
 
@@ -130,18 +136,18 @@ def build(settings: KeeperSettings) -> Keeper:
         store.fence = role.fence
 
     rpc_url = settings.rpc
+    identity = ChainIdentity(manifest.chain_id, manifest.genesis_hash, net.name,
+                             "; redeploy (`make demo` or `ape run deploy`)" if net.is_local else "")
     probe = Rpc(rpc_url, timeout=min(3.0, settings.rpc_timeout))
+    verified = threading.Event()
     try:
-        chain_id = int(probe.call("eth_chainId"), 16)
-        genesis = probe.call("eth_getBlockByNumber", ["0x0", False])["hash"]
-    except Exception as exc:  # noqa: BLE001 - unreachable is fine (we retry); a wrong chain is not
-        log.warning("rpc not reachable at start; the indexer will retry", extra={"rpc": rpc_url, "error": str(exc)[:200]})
-    else:
-        if chain_id != manifest.chain_id:
-            raise StartupError(f"{rpc_url} is chain id {chain_id}, the {net.name} manifest is for {manifest.chain_id}")
-        if genesis.lower().removeprefix("0x") != manifest.genesis_hash.lower().removeprefix("0x"):
-            raise StartupError(f"{rpc_url} is not the chain the {net.name} manifest was deployed on (genesis differs)"
-                               + ("; redeploy (`make demo` or `ape run deploy`)" if net.is_local else ""))
+        identity.check(probe)
+        verified.set()
+    except WrongChain as exc:
+        raise StartupError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - unreachable is fine: checked again before anything acts on it
+        log.warning("rpc not reachable at start; nothing is indexed, settled or sent until it answers as the "
+                    "deployment's chain", extra={"rpc": rpc_url, "error": str(exc)[:200]})
     finally:
         probe.close()
 
@@ -177,7 +183,7 @@ def build(settings: KeeperSettings) -> Keeper:
 
     def make_indexer() -> Any:
         return Indexer(lambda: Source(Rpc(rpc_url, settings.rpc_timeout), contracts, decoder), store, config,
-                       health, telemetry)
+                       health, telemetry, identity)
 
     from starlette.routing import Mount
 
@@ -197,9 +203,9 @@ def build(settings: KeeperSettings) -> Keeper:
             backend = Web3Backend(w3, relayer, router=manifest.contracts.get("PaymentRouter") and
                                   manifest.address("PaymentRouter"),
                                   registry=manifest.contracts.get("ServiceRegistry") and
-                                  manifest.address("ServiceRegistry"))
+                                  manifest.address("ServiceRegistry"), chain_id=manifest.chain_id)
             facilitator = Facilitator(backend, intents, net, frozenset({manifest.address("USDC")}),
-                                      leader=lambda: role.is_leader)
+                                      leader=lambda: role.is_leader and verified.is_set())
             mounts.append(Mount("", app=facilitator_app(facilitator)))
     app = create_app(store, health, telemetry, mounts, role)
 
@@ -210,7 +216,8 @@ def build(settings: KeeperSettings) -> Keeper:
         job_context = JobContext(settings=settings, store=store, w3=w3, manifest=manifest, relayer=relayer,
                                  agent=agent, intents=intents, telemetry=telemetry, facilitator=facilitator,
                                  role=role)
-    return Keeper(settings, manifest, store, role, make_indexer, health, telemetry, app, job_context, facilitator)
+    return Keeper(settings, manifest, store, role, make_indexer, health, telemetry, app, job_context, facilitator,
+                  identity, verified)
 
 
 class Duties:
@@ -287,9 +294,10 @@ def _follow(keeper: Keeper, probe: Any) -> None:
         health.rpc_failed(str(exc)[:200])
 
 
-def supervise(keeper: Keeper, duties: Duties, stop: threading.Event, http: threading.Thread) -> None:
-    """The main loop: elect, start or stop the leader's duties, watch the threads. Returns on stop."""
-    from keeper.indexer import Rpc
+def supervise(keeper: Keeper, duties: Duties, stop: threading.Event, http: threading.Thread) -> int:
+    """The main loop: elect, start or stop the leader's duties, watch the threads. Returns on stop:
+    0, or 2 when the RPC turned out to serve another chain (a configuration error)."""
+    from keeper.indexer import Rpc, WrongChain
 
     role, settings = keeper.role, keeper.settings
     probe = Rpc(settings.rpc, timeout=min(3.0, settings.rpc_timeout))
@@ -299,8 +307,20 @@ def supervise(keeper: Keeper, duties: Duties, stop: threading.Event, http: threa
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + settings.leader_interval
+                if not keeper.verified.is_set() and keeper.identity is not None:
+                    try:
+                        keeper.identity.check(probe)
+                        keeper.verified.set()
+                        log.info("rpc answers as the deployment's chain", extra={"rpc": settings.rpc})
+                    except WrongChain as exc:
+                        log.error("keeper stops: the RPC serves another chain", extra={"reason": str(exc)})
+                        return 2
+                    except Exception as exc:  # noqa: BLE001 - still unreachable: reported, checked again
+                        keeper.health.rpc_failed(str(exc)[:200])
                 leader = role.check()
-                if leader and not duties.active and not duties.winding_down:
+                if leader and not keeper.verified.is_set():
+                    pass  # nothing acts on an RPC that has not shown it is the deployment's chain
+                elif leader and not duties.active and not duties.winding_down:
                     if role.exclusive:
                         log.warning("this keeper is the leader: indexing, jobs and settlement start",
                                     extra={"role": "leader"})
@@ -312,9 +332,12 @@ def supervise(keeper: Keeper, duties: Duties, stop: threading.Event, http: threa
                 if not leader:
                     _follow(keeper, probe)
             if duties.indexer_died:
+                if duties.indexer is not None and duties.indexer.fatal:
+                    log.error("keeper stops: the RPC serves another chain", extra={"reason": duties.indexer.fatal})
+                    return 2
                 if not role.exclusive:
                     log.error("indexer thread died; stopping")
-                    return
+                    return 0
                 log.error("stepping down after the indexer stopped; competing for the lock again",
                           extra={"role": "follower"})
                 duties.stop()
@@ -322,8 +345,9 @@ def supervise(keeper: Keeper, duties: Duties, stop: threading.Event, http: threa
                 next_check = time.monotonic() + settings.leader_interval
             if not http.is_alive():
                 log.error("http server stopped (port busy?); stopping")
-                return
+                return 0
             stop.wait(0.2)
+        return 0
     finally:
         probe.close()
 
@@ -368,7 +392,7 @@ def run(settings: KeeperSettings) -> int:
                                       "facilitator": keeper.facilitator is not None,
                                       "jobs": sorted(jobs.specs) if scheduler else []})
     duties = Duties(keeper, scheduler)
-    supervise(keeper, duties, stop, http)
+    code = supervise(keeper, duties, stop, http)
 
     began = time.monotonic()
     duties.stop()
@@ -382,4 +406,4 @@ def run(settings: KeeperSettings) -> int:
     keeper.store.close()
     log.info("keeper stopped", extra={"seconds": round(time.monotonic() - began, 2),
                                       "indexed": keeper.health.indexed})
-    return 0
+    return code

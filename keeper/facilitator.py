@@ -298,14 +298,16 @@ class Web3Backend:
                      "uint8,bytes32,bytes32)")
 
     def __init__(self, w3: Any, relayer: Any, *, router: str | None = None, registry: str | None = None,
-                 poll_latency: float = 0.02):
+                 poll_latency: float = 0.02, chain_id: int | None = None):
+        """`chain_id`: the deployment's (the keeper passes its manifest's, so it starts while the RPC
+        is down); None asks the node now."""
         from paygent.artifacts import abi
         from paygent.eip3009 import DomainReader
 
         self._w3 = w3
         self._relayer = relayer
         self.relayer = relayer.address
-        self.chain_id = int(w3.eth.chain_id)
+        self.chain_id = int(chain_id if chain_id is not None else w3.eth.chain_id)
         self.router = to_checksum_address(router) if router else None
         self._token_abi = abi("FiatTokenLocal")
         self._router_abi = abi("PaymentRouter") if router else None

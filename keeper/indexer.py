@@ -264,6 +264,31 @@ class Decoder:
 # Fetching one range
 
 
+class WrongChain(RuntimeError):
+    """The RPC serves another chain than the deployment's (chain id or genesis block differ)."""
+
+
+@dataclass(frozen=True)
+class ChainIdentity:
+    """The chain a deployment lives on: checked before the keeper acts on what an RPC says."""
+
+    chain_id: int
+    genesis_hash: str
+    name: str = "the deployment"
+    hint: str = ""
+
+    def check(self, rpc: "Rpc") -> None:
+        """Raises WrongChain on a mismatch; RpcUnavailable / RpcError when the node cannot tell."""
+        chain_id = int(rpc.call("eth_chainId"), 16)
+        if chain_id != self.chain_id:
+            raise WrongChain(f"{rpc.url} is chain id {chain_id}, the {self.name} manifest is for {self.chain_id}")
+        genesis = rpc.call("eth_getBlockByNumber", ["0x0", False])
+        got = str((genesis or {}).get("hash", "")).lower().removeprefix("0x")
+        if got != self.genesis_hash.lower().removeprefix("0x"):
+            raise WrongChain(f"{rpc.url} is not the chain the {self.name} manifest was deployed on (genesis differs)"
+                             + self.hint)
+
+
 class RangeTooLarge(RuntimeError):
     """The node refused the range (too many results / too wide / response too big)."""
 
@@ -486,10 +511,15 @@ class Indexer:
     """Runs the fetcher and the writer until `stop` is set."""
 
     def __init__(self, make_source: Callable[[], Source], store: Store, config: IndexerConfig,
-                 health: Health | None = None, metrics: Metrics | None = None):
+                 health: Health | None = None, metrics: Metrics | None = None,
+                 identity: ChainIdentity | None = None):
         self.make_source = make_source
         self.store = store
         self.config = config
+        self.identity = identity
+        """Checked before the first write and before a rewind past every stored block hash."""
+        self.fatal: str | None = None
+        """Why the indexer stopped for good (another chain behind the RPC), else None."""
         self.health = health or Health()
         self.metrics = metrics or Metrics()
         self.stop = threading.Event()
@@ -611,6 +641,8 @@ class Indexer:
     # --- the writer -------------------------------------------------------------------------------
 
     def _initial_cursor(self, source: Source) -> Cursor:
+        if self.identity is not None:
+            self.identity.check(source.rpc)
         cursor = self.store.cursor()
         if cursor is not None:
             return cursor
@@ -634,6 +666,8 @@ class Indexer:
                 if head is not None and head["hash"] == h:
                     return Cursor(n, h)
             below = stored[-1][0] - 1
+        if self.identity is not None:  # no stored block is canonical: first make sure it is the same chain
+            self.identity.check(source.rpc)
         start = max(1, self.config.start_block)
         header = source.header(start - 1)
         log.error("reorg deeper than the stored block hashes: re-indexing from the deployment block",
@@ -664,13 +698,25 @@ class Indexer:
         return ancestor
 
     def run(self) -> None:
-        """Index until `stop` is set. The current batch is committed or not at all."""
+        """Index until `stop` is set. The current batch is committed or not at all. Another chain
+        behind the RPC stops it for good, with nothing written (`fatal` says why)."""
+        try:
+            self._run()
+        except WrongChain as exc:
+            self.fatal = str(exc)
+            self.stop.set()
+            log.error("indexer stopped: the RPC serves another chain", extra={"reason": self.fatal})
+
+    def _run(self) -> None:
         source = self.make_source()
         attempt = 0
         while not self.stop.is_set():
             try:
                 cursor = self._initial_cursor(source)
                 break
+            except WrongChain:
+                source.close()
+                raise
             except (RpcUnavailable, RpcError) as exc:
                 attempt += 1
                 self.health.rpc_failed(str(exc))

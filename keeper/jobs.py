@@ -264,7 +264,7 @@ def renew_subscriptions(ctx: JobContext) -> int:
     router = ctx.manifest.address("PaymentRouter")
     if ctx.backend is None:
         ctx.backend = Web3Backend(ctx.w3, ctx.relayer, router=router,
-                                  registry=ctx.manifest.address("ServiceRegistry"))
+                                  registry=ctx.manifest.address("ServiceRegistry"), chain_id=ctx.manifest.chain_id)
     done = 0
     trouble: Exception | None = None
     for r in _rows(ctx, "SELECT n.*, s.expires_at FROM renewals n LEFT JOIN subscriptions s ON s.chain_id = n.chain_id "

@@ -115,10 +115,11 @@ def deploy(
 
     existing = manifests.load(network.name, directory)
     if existing is not None:
-        _verify_existing(existing, network)
+        _verify_existing(existing, network, directory)
         log(f"{network.name}: deployment manifest found and every contract is on chain; nothing to do")
         return DeployResult(existing, changed=False, path=manifests.manifest_path(network.name, directory))
 
+    manifests.check_writable(network.name, directory)  # before any transaction only the manifest would remember
     if network.is_local:
         manifest = _deploy_local(network, deployer, accounts, log)
     else:
@@ -134,7 +135,7 @@ def _genesis_hash() -> str:
     return chain.blocks[0].hash.hex()
 
 
-def _verify_existing(existing: manifests.Manifest, network: Network) -> None:
+def _verify_existing(existing: manifests.Manifest, network: Network, directory: Path | None = None) -> None:
     from ape import chain
 
     if existing.chain_id != chain.chain_id:
@@ -146,7 +147,7 @@ def _verify_existing(existing: manifests.Manifest, network: Network) -> None:
     if existing.genesis_hash.removeprefix("0x") != genesis.removeprefix("0x"):
         hint = (
             "the local chain was restarted since the last deploy; remove "
-            f"{manifests.manifest_path(network.name)} (or run `make demo`, which does) and deploy again"
+            f"{manifests.manifest_path(network.name, directory)} (or run `make demo`, which does) and deploy again"
             if network.is_local
             else "this manifest belongs to another chain"
         )

@@ -126,6 +126,31 @@ def test_corrupt_manifest_is_an_error_not_a_redeploy(node, tmp_path):
     assert (tmp_path / "local.json").read_text() == "{not json"
 
 
+def test_a_manifest_with_a_bad_address_is_refused_in_one_line(first_deploy, tmp_path):
+    directory, _result = first_deploy
+    data = json.loads((directory / "local.json").read_text())
+    data["contracts"]["AgentWallet"]["address"] = "0x1234"
+    (tmp_path / "local.json").write_text(json.dumps(data))
+    with pytest.raises(manifests.ManifestError) as err:
+        manifests.load("local", tmp_path)
+    message = str(err.value)
+    assert "contracts.AgentWallet.address" in message and "'0x1234' is not an address" in message
+    assert "\n" not in message and "pydantic" not in message
+
+
+def test_manifests_are_written_readable_by_the_keeper_s_user(first_deploy):
+    directory, _result = first_deploy
+    assert (directory / "local.json").stat().st_mode & 0o777 == 0o644
+
+
+def test_an_unwritable_manifest_directory_stops_before_anything_is_sent(testnet_like, owner, chain, tmp_path):
+    (tmp_path / "afile").write_text("not a directory")
+    nonce = owner.nonce
+    with pytest.raises(manifests.ManifestError, match="cannot write deployment manifests in"):
+        deploy(CRONOS_TESTNET, owner, directory=tmp_path / "afile" / "sub", log=lambda _m: None)
+    assert owner.nonce == nonce  # no contract orphaned
+
+
 # --- what the local deploy builds ---------------------------------------------------------------
 
 

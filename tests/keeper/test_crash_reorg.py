@@ -19,7 +19,8 @@ from starlette.testclient import TestClient
 from chainkit import (TcpProxy, assert_store_matches_chain, cursor_of, deploy_stack, keeper_env, local_chain,
                       spawn_keeper, wait_for_cursor)
 from keeper.api import Telemetry, create_app
-from keeper.indexer import Health, Indexer, IndexerConfig, Rpc, Source, contracts_from_manifest, default_decoder
+from keeper.indexer import (ChainIdentity, Health, Indexer, IndexerConfig, Rpc, Source, contracts_from_manifest,
+                            default_decoder)
 from keeper.store import Store
 
 
@@ -34,13 +35,14 @@ def stack(chain, tmp_path):
     return deploy_stack(chain.url, tmp_path / "deployments")
 
 
-def in_process_indexer(stack, path, url=None, **config):
+def in_process_indexer(stack, path, url=None, identity=None, **config):
     store = Store(path, stack.manifest.chain_id)
     contracts = contracts_from_manifest(stack.manifest)
     decoder = default_decoder()
     health = Health()
     cfg = IndexerConfig(start_block=stack.manifest.deployment_block, poll_interval=0.05, max_backoff=0.5, **config)
-    indexer = Indexer(lambda: Source(Rpc(url or stack.url, timeout=2), contracts, decoder), store, cfg, health)
+    indexer = Indexer(lambda: Source(Rpc(url or stack.url, timeout=2), contracts, decoder), store, cfg, health,
+                      identity=identity)
     thread = threading.Thread(target=indexer.run, daemon=True)
     thread.start()
     return indexer, thread, store, health
@@ -213,3 +215,30 @@ def test_a_node_answer_the_fetcher_cannot_use_stops_the_indexer_and_writes_nothi
     assert not thread.is_alive() and indexer.stop.is_set()
     assert store.cursor().block_number == stack.manifest.deployment_block - 1
     assert store.query("SELECT COUNT(*) FROM payments")[0][0] == 0
+
+
+def test_another_chain_behind_the_rpc_stops_the_indexer_before_it_rewinds_anything(stack, chain, tmp_path):
+    from paygent.localchain import LocalChain, rpc
+
+    stack.spam(10, 1)
+    proxy = TcpProxy(chain.port).start()
+    identity = ChainIdentity(stack.manifest.chain_id, stack.manifest.genesis_hash)
+    indexer, thread, store, _health = in_process_indexer(stack, tmp_path / "k.sqlite", url=proxy.url,
+                                                          identity=identity)
+    try:
+        head = stack.w3.eth.block_number
+        wait_for_cursor(tmp_path / "k.sqlite", head)
+        before = (store.cursor(), store.query("SELECT COUNT(*) FROM payments")[0][0])
+        proxy.stop()
+        with LocalChain(extra_args=["--timestamp", "1000000000"]) as other:  # same chain id, other genesis
+            rpc(other.url, "anvil_mine", [hex(head + 3)])  # taller than ours: the indexer sees new blocks
+            swapped = TcpProxy(other.port, port=proxy.port).start()
+            try:
+                thread.join(30)
+            finally:
+                swapped.stop()
+    finally:
+        indexer.stop.set()
+        thread.join(10)
+    assert indexer.fatal and "genesis differs" in indexer.fatal
+    assert (store.cursor(), store.query("SELECT COUNT(*) FROM payments")[0][0]) == before  # nothing rewound

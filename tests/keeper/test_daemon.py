@@ -10,13 +10,23 @@ import pytest
 
 from chainkit import deploy_stack, keeper_env, local_chain, spawn_keeper, wait_for_cursor
 from paygent.artifacts import PROJECT_ROOT
-from paygent.localchain import free_port, test_key as dev_key
+from paygent.localchain import LocalChain, free_port, test_key as dev_key
 
 
 @pytest.fixture
-def stack(tmp_path):
-    with local_chain() as chain:
-        yield deploy_stack(chain.url, tmp_path / "deployments")
+def chain():
+    with local_chain() as c:
+        yield c
+
+
+@pytest.fixture
+def stack(chain, tmp_path):
+    return deploy_stack(chain.url, tmp_path / "deployments")
+
+
+@pytest.fixture
+def chain_port(chain):
+    return chain.port
 
 
 def test_daemon_serves_api_and_facilitator_and_stops_on_sigterm(stack, tmp_path):
@@ -64,3 +74,58 @@ def test_bad_configuration_stops_at_start_with_a_reason(stack, tmp_path, variabl
                           text=True, timeout=60)
     assert done.returncode == 2
     assert says in done.stderr
+
+
+def started_against_a_dead_rpc(stack, tmp_path):
+    """A keeper whose RPC (a proxy port) is down when it starts: it runs, reports degraded, waits."""
+    from chainkit import TcpProxy
+
+    proxy_port = free_port()
+    env = keeper_env(stack, tmp_path / "data", leader_interval=0.2)
+    env["PAYGENT_RPC_URL"] = f"http://127.0.0.1:{proxy_port}"
+    proc = spawn_keeper(env, tmp_path / "keeper.log")
+    base = f"http://127.0.0.1:{env['PAYGENT_PORT']}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            health = httpx.get(f"{base}/healthz", timeout=2)
+            break
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+    assert health.json()["status"] != "ok"
+    return proc, proxy_port, TcpProxy
+
+
+def test_a_keeper_started_while_its_rpc_was_down_refuses_another_chain_behind_it(stack, tmp_path):
+    from chainkit import cursor_of
+
+    stack.spam(3, 1)
+    proc, proxy_port, TcpProxy = started_against_a_dead_rpc(stack, tmp_path)
+    # Chain id 338 too, but another genesis (anvil's genesis is its start second: an explicit one
+    # keeps it apart from the deployment's chain however fast this test runs).
+    with LocalChain(extra_args=["--timestamp", "1000000000"]) as other:
+        proxy = TcpProxy(other.port, port=proxy_port).start()
+        try:
+            code = proc.wait(30)
+        finally:
+            proxy.stop()
+            if proc.poll() is None:
+                proc.kill()
+    assert code == 2  # a configuration error: not restarted by the systemd unit
+    assert "another chain" in (tmp_path / "keeper.log").read_text()
+    assert cursor_of(tmp_path / "data" / "keeper.sqlite") == -1  # nothing was indexed from it
+
+
+def test_a_keeper_started_while_its_rpc_was_down_indexes_once_the_chain_answers(stack, chain_port, tmp_path):
+    stack.spam(3, 1)
+    proc, proxy_port, TcpProxy = started_against_a_dead_rpc(stack, tmp_path)
+    proxy = TcpProxy(chain_port, port=proxy_port).start()
+    try:
+        wait_for_cursor(tmp_path / "data" / "keeper.sqlite", stack.w3.eth.block_number, proc=proc)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+    finally:
+        proxy.stop()
+        if proc.poll() is None:
+            proc.kill()
