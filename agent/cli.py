@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from agent.cli_approvals import approvals
-from agent.cli_common import CliContext, fail, friendly, pass_ctx
+from agent.cli_common import Amount, CliContext, fail, friendly, pass_ctx
 from agent.cli_services import services
 from agent.cli_wallet import wallet
 
@@ -29,7 +29,7 @@ from agent.cli_wallet import wallet
 @click.option("--network", default=None, help="local (default) or cronos-testnet.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--offline", is_flag=True, help="Use the offline planner even when ANTHROPIC_API_KEY is set.")
-@click.option("--budget", type=Decimal, default=None, help="Session budget in USDC.e (default PAYGENT_SESSION_BUDGET).")
+@click.option("--budget", type=Amount(), default=None, help="Session budget in USDC.e (default PAYGENT_SESSION_BUDGET).")
 @click.pass_context
 def main(ctx: click.Context, network: str | None, as_json: bool, offline: bool, budget: Decimal | None) -> None:
     """Paygent: an AI agent that pays for services and trades on Cronos inside its owner's on-chain limits."""
@@ -48,7 +48,7 @@ def main(ctx: click.Context, network: str | None, as_json: bool, offline: bool, 
         settings = AgentSettings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(f"PAYGENT_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors())
-        fail(f"bad settings: {problems}", "check the PAYGENT_* environment variables")
+        fail(f"bad settings: {problems}", "check the PAYGENT_* environment variables", as_json=as_json)
     ctx.obj = CliContext(settings, as_json)
 
 
@@ -122,11 +122,12 @@ def chat(ctx: CliContext, yes: bool) -> None:
     rt = ctx.runtime()
     session = make_session(rt, confirm=_confirm(True, yes), on_event=_printer(ctx))
     planner = make_planner(ctx.settings)
+    # With --json, stdout carries only the answers (one JSON object each); the talk goes to stderr.
     click.echo(f"paygent chat — planner: {planner.name}, network: {rt.network.name}, "
-               f"session budget {ctx.settings.session_budget} USDC.e. 'quit' to leave.")
+               f"session budget {ctx.settings.session_budget} USDC.e. 'quit' to leave.", err=ctx.as_json)
     while True:
         try:
-            line = click.prompt("you", prompt_suffix="> ", default="", show_default=False)
+            line = click.prompt("you", prompt_suffix="> ", default="", show_default=False, err=ctx.as_json)
         except (EOFError, click.Abort):
             break
         if line.strip().lower() in ("quit", "exit", "q"):

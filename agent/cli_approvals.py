@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import click
 
-from agent.cli_common import CliContext, friendly, pass_ctx
+from agent.cli_common import Amount, CliContext, friendly, pass_ctx
 
 
 def _owner(ctx: CliContext, need_key: bool = True):  # noqa: ANN202
@@ -61,7 +61,7 @@ def approve(ctx: CliContext, request_id: int) -> None:
 
 @approvals.command("edit")
 @click.argument("request_id", type=int)
-@click.option("--amount", type=Decimal, required=True, help="Lower amount to approve (token units, e.g. 1.5).")
+@click.option("--amount", type=Amount(positive=True), required=True, help="Lower amount to approve (token units, e.g. 1.5).")
 @pass_ctx
 @friendly
 def edit(ctx: CliContext, request_id: int, amount: Decimal) -> None:

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import click
@@ -35,7 +36,35 @@ class CliContext:
         click.echo(json.dumps(data, indent=2, default=str) if self.as_json else text)
 
 
-def fail(message: str, hint: str = "", code: int = 1) -> None:
+class Amount(click.ParamType):
+    """A token amount on the command line (e.g. 1.5): a finite decimal, not negative (or, with
+    `positive`, above zero). Anything else is click's one-line usage error naming the option."""
+
+    name = "amount"
+
+    def __init__(self, positive: bool = False):
+        self.positive = positive
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Decimal:
+        if isinstance(value, Decimal):
+            return value
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            self.fail(f"{value!r} is not an amount (write it like 1.5)", param, ctx)
+        if not amount.is_finite() or amount < 0 or (self.positive and amount == 0):
+            self.fail(f"{value!r} is not a{' positive' if self.positive else 'n'} amount", param, ctx)
+        return amount
+
+
+def fail(message: str, hint: str = "", code: int = 1, as_json: bool | None = None) -> None:
+    """One red line (and a hint) on stderr, then exit. With --json, also {"error", "hint"} on stdout."""
+    if as_json is None:
+        current = click.get_current_context(silent=True)
+        obj = current.find_object(CliContext) if current is not None else None
+        as_json = bool(obj is not None and obj.as_json)
+    if as_json:
+        click.echo(json.dumps({"error": message, "hint": hint or None}))
     click.secho(f"paygent: {message}", fg="red", err=True)
     if hint:
         click.echo(f"  hint: {hint}", err=True)

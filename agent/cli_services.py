@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import click
 
-from agent.cli_common import CliContext, friendly, pass_ctx
+from agent.cli_common import Amount, CliContext, friendly, pass_ctx
 from agent.tools import DiscoverServices
 
 
@@ -17,7 +17,7 @@ def services() -> None:
 
 @services.command("list")
 @click.option("--query", default=None, help="Words to match in name/description.")
-@click.option("--max-price", type=Decimal, default=None, help="Highest price per call (USDC.e).")
+@click.option("--max-price", type=Amount(), default=None, help="Highest price per call (USDC.e).")
 @click.option("--model", type=click.Choice(["per-call", "metered", "subscription"]), default=None)
 @pass_ctx
 @friendly

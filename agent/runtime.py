@@ -36,7 +36,8 @@ def load_key(settings: AgentSettings, role: str, is_local: bool) -> Any:
         if alias:
             return keys.from_ape_keystore(alias)
         if secret is not None:
-            return keys.from_env("key", {"key": secret.get_secret_value()})
+            variable = f"PAYGENT_{role.upper()}_KEY"
+            return keys.from_env(variable, {variable: secret.get_secret_value()})
     except keys.KeyLoadError as exc:
         raise SetupError(f"{role} key: {exc}", f"check PAYGENT_{role.upper()}_KEY / PAYGENT_{role.upper()}_ACCOUNT") from None
     if is_local:

@@ -31,23 +31,37 @@ log = logging.getLogger("paygent.keeper")
 _STD_ATTRS = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
 
 
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    """The record's `extra=` fields (what the message is about: reasons, blocks, errors)."""
+    return {k: v for k, v in record.__dict__.items() if k not in _STD_ATTRS and not k.startswith("_")}
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, msg, and every `extra=` field."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {"ts": round(record.created, 3), "level": record.levelname.lower(),
-                               "logger": record.name, "msg": record.getMessage()}
-        for key, value in record.__dict__.items():
-            if key not in _STD_ATTRS and not key.startswith("_"):
-                out[key] = value
+                               "logger": record.name, "msg": record.getMessage(), **_extras(record)}
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """Plain lines (PAYGENT_LOG_JSON=false) that still carry the `extra=` fields, as key=value."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extras = _extras(record)
+        return line + "".join(f" {k}={json.dumps(v, default=str)}" for k, v in extras.items()) if extras else line
+
+
 def setup_logging(level: str = "INFO", as_json: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JsonFormatter() if as_json else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -157,7 +171,8 @@ def build(settings: KeeperSettings) -> Keeper:
         try:
             if alias:
                 return keys.from_ape_keystore(alias)
-            return keys.from_env("key", {"key": secret.get_secret_value()})
+            variable = f"PAYGENT_{what.upper()}_KEY"
+            return keys.from_env(variable, {variable: secret.get_secret_value()})
         except keys.KeyLoadError as exc:
             raise StartupError(f"{what} key: {exc}") from None
 

@@ -890,7 +890,7 @@ class FacilitatorSettings(BaseSettings):
     rpc_url: str | None = None
     """JSON-RPC endpoint; default the network's."""
     deployments_dir: Path | None = None
-    """Where the deployment manifests are (default ./deployments)."""
+    """Where the deployment manifests are (default: the project's deployments/, whatever the working directory)."""
     relayer_key: SecretStr | None = None
     """Hex private key of the account that pays gas for settlements (never logged)."""
     relayer_account: str | None = None

@@ -8,6 +8,7 @@ environment (keys are loaded through paygent.keys from the variables named here)
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -184,6 +185,27 @@ class KeeperSettings(BaseSettings):
         return store if store.is_postgres else dbapi.Target("sqlite", str(self.data_dir / "intents.sqlite"))
 
 
+def _check_file_keys(path: Path) -> None:
+    """A TOML settings file may hold only the settings' own names (as in the environment, without
+    the PAYGENT_ prefix, any case): a misspelt or nested key is an error, not silently ignored."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read settings file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not TOML: {exc}") from None
+    known = set(KeeperSettings.model_fields)
+    unknown = sorted(k if not isinstance(v, dict) else f"[{k}]" for k, v in data.items()
+                     if isinstance(v, dict) or k.lower() not in known)
+    if unknown:
+        close = [difflib.get_close_matches(k.strip("[]").lower().replace("-", "_"), known, n=1) for k in unknown]
+        hints = ", ".join(f"{k} (did you mean {c[0]}?)" if c else k for k, c in zip(unknown, close))
+        raise ConfigError(f"unknown setting(s) in {path}: {hints}; names are the PAYGENT_* variables' without "
+                          "the prefix, e.g. rpc_url = \"http://...\", at the top level")
+
+
 def load(config: Path | None = None, **overrides: Any) -> KeeperSettings:
     """Settings from the environment and the TOML file (`config` or $PAYGENT_KEEPER_CONFIG).
 
@@ -194,11 +216,13 @@ def load(config: Path | None = None, **overrides: Any) -> KeeperSettings:
     from paygent.networks import UnknownNetworkError
 
     if config is not None:
-        if not config.exists():
-            raise ConfigError(f"settings file {config} does not exist")
+        if not config.is_file():
+            raise ConfigError(f"settings file {config} " + ("is not a file" if config.exists() else "does not exist"))
         os.environ[CONFIG_ENV] = str(config)
-    elif os.environ.get(CONFIG_ENV) and not Path(os.environ[CONFIG_ENV]).exists():
-        raise ConfigError(f"{CONFIG_ENV} names {os.environ[CONFIG_ENV]}, which does not exist")
+    elif os.environ.get(CONFIG_ENV) and not Path(os.environ[CONFIG_ENV]).is_file():
+        raise ConfigError(f"{CONFIG_ENV} names {os.environ[CONFIG_ENV]}, which is not a file")
+    if os.environ.get(CONFIG_ENV):
+        _check_file_keys(Path(os.environ[CONFIG_ENV]))
     try:
         settings = KeeperSettings(**overrides)
         settings.net  # noqa: B018 - validates the network name

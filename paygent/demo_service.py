@@ -36,7 +36,7 @@ class DemoServiceSettings(BaseSettings):
     rpc_url: str | None = None
     """JSON-RPC endpoint; default the network's."""
     deployments_dir: Path | None = None
-    """Where the deployment manifests are (default ./deployments)."""
+    """Where the deployment manifests are (default: the project's deployments/, whatever the working directory)."""
     facilitator_url: str = "http://127.0.0.1:8403"
     """x402 facilitator that verifies and settles payments (ours or any other)."""
     host: str = "127.0.0.1"

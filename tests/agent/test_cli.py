@@ -50,3 +50,44 @@ def test_errors_are_one_line_with_a_hint(env):
     out = CliRunner().invoke(main, ["--network", "mars", "wallet", "status"], env=env)
     assert out.exit_code == 1
     assert "unknown network 'mars'" in out.output and "hint:" in out.output and "Traceback" not in out.output
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--budget", "abc", "wallet", "status"], "--budget"),
+    (["--budget", "-1", "wallet", "status"], "--budget"),
+    (["services", "list", "--max-price", "abc"], "--max-price"),
+    (["approvals", "edit", "1", "--amount", "1,5"], "--amount"),
+    (["approvals", "edit", "1", "--amount", "0"], "--amount"),
+])
+def test_a_bad_amount_is_a_usage_error_naming_its_option(env, args, option):
+    out = CliRunner().invoke(main, args, env=env)
+    assert out.exit_code == 2 and f"Invalid value for '{option}'" in out.output
+    assert "Traceback" not in out.output and out.exception is None or isinstance(out.exception, SystemExit)
+
+
+def test_with_json_a_failure_is_a_json_object_on_stdout(env):
+    down = {**env, "PAYGENT_RPC_URL": "http://127.0.0.1:9"}
+    out = CliRunner(mix_stderr=False).invoke(main, ["--json", "wallet", "status"], env=down)
+    assert out.exit_code == 1
+    error = json.loads(out.stdout)
+    assert "cannot reach" in error["error"] and error["hint"]
+    assert "paygent:" in out.stderr  # the readable line still goes to stderr
+
+
+def test_json_chat_writes_only_json_to_stdout(env):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    # The real command with piped input (click's test runner would echo the input into stdout).
+    out = subprocess.run([str(Path(sys.executable).with_name("paygent")), "--json", "chat"], input="what is my balance\nquit\n",
+                         env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    decoder, text, answers = json.JSONDecoder(), out.stdout.strip(), []
+    while text:
+        answer, end = decoder.raw_decode(text)
+        answers.append(answer)
+        text = text[end:].strip()
+    assert len(answers) == 1 and "answer" in answers[0]
+    assert "paygent chat" in out.stderr
