@@ -28,8 +28,8 @@ class AgentSettings(BaseSettings):
     """JSON-RPC endpoint; default the network's (local: http://127.0.0.1:8545)."""
     deployments_dir: Path | None = None
     """Directory of deployment manifests (default ./deployments of the project)."""
-    wallet: str | None = None
-    """AgentWallet address; default the manifest's demo AgentWallet."""
+    wallet: str | None = Field(default=None, pattern=r"^0[xX][0-9a-fA-F]{40}$")
+    """AgentWallet address (0x + 40 hex digits); default the manifest's demo AgentWallet."""
     keeper_url: str = "http://127.0.0.1:8403"
     """Keeper operator API (services, payments, approvals). Unreachable -> the chain is read directly."""
 

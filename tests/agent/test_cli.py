@@ -91,3 +91,8 @@ def test_json_chat_writes_only_json_to_stdout(env):
         text = text[end:].strip()
     assert len(answers) == 1 and "answer" in answers[0]
     assert "paygent chat" in out.stderr
+
+
+def test_a_wallet_that_is_not_an_address_is_a_settings_error(env):
+    out = CliRunner().invoke(main, ["wallet", "status"], env={**env, "PAYGENT_WALLET": "0x1234"})
+    assert out.exit_code == 1 and "PAYGENT_WALLET" in out.output and "Traceback" not in out.output
