@@ -309,29 +309,49 @@ class ChainToolbox:
             payees.add(svc["payTo"].lower())
         return payees
 
-    def cost(self, name: str, args: ToolInput) -> Cost:
+    def usdc_value(self, tok: Token, amount: int) -> int:
+        """What `amount` of `tok` counts as against the session budget and the confirmation
+        threshold, in USDC.e base units: itself for USDC.e, else what the VVS pool would pay for it
+        now. A token the pool cannot price is refused (`unpriced`), never counted as free."""
         usdc = self.token("USDC")
+        if amount == 0 or tok.address.lower() == usdc.address.lower():
+            return amount
+        if self.vvs is None:
+            raise ToolError("unpriced", f"cannot value {tok.text(amount)} in USDC.e for the session budget: no VVS "
+                            f"router is known on {self.network.name}", hint="pay in USDC.e")
+        try:
+            return self._amount_out(amount, [tok.address, usdc.address])
+        except ToolError:
+            raise ToolError("unpriced", f"cannot value {tok.text(amount)} in USDC.e for the session budget: the VVS "
+                            "pool does not quote it", hint="pay in USDC.e") from None
+
+    def _service_value(self, svc: dict[str, Any], amount: int) -> int:
+        tok = self.token_by_address(svc["token"])
+        if tok is None:
+            raise ToolError("unpriced", f"{svc['name']} is priced in {svc['token']}, which the session budget cannot "
+                            "value", hint="use a service priced in USDC.e")
+        return self.usdc_value(tok, amount)
+
+    def cost(self, name: str, args: ToolInput) -> Cost:
         if isinstance(args, CallService):
             svc = self.service(args.service)
-            return Cost(svc["price"] if svc["token"].lower() == usdc.address.lower() else 0,
-                        f"call {svc['name']}")
+            return Cost(self._service_value(svc, svc["price"]), f"call {svc['name']}")
         if isinstance(args, PayService):
             svc = self.service(args.service)
             amount = svc["price"] * args.units
-            return Cost(amount if svc["token"].lower() == usdc.address.lower() else 0,
-                        f"pay {svc['name']}", [svc["payTo"]])
+            return Cost(self._service_value(svc, amount), f"pay {svc['name']}", [svc["payTo"]])
         if isinstance(args, PayAddress):
             tok = self.token(args.token)
             amount = tok.atomic(args.amount)
-            return Cost(amount if tok.symbol == "USDC.e" else 0, f"pay {tok.text(amount)} to {args.to}", [args.to])
+            return Cost(self.usdc_value(tok, amount), f"pay {tok.text(amount)} to {args.to}", [args.to])
         if isinstance(args, Swap):
             tok = self.token(args.token_in)
             amount = tok.atomic(args.amount_in)
-            return Cost(amount if tok.symbol == "USDC.e" else 0,
-                        f"swap {tok.text(amount)} -> {self.token(args.token_out).symbol}")
+            return Cost(self.usdc_value(tok, amount), f"swap {tok.text(amount)} -> {self.token(args.token_out).symbol} "
+                        f"(at most {args.slippage_bps / 100:g}% slippage)")
         if isinstance(args, Subscribe):
             svc = self.service(args.service)
-            return Cost(svc["price"] * args.periods, f"subscribe to {svc['name']} x{args.periods}")
+            return Cost(self._service_value(svc, svc["price"] * args.periods), f"subscribe to {svc['name']} x{args.periods}")
         if isinstance(args, RequestApproval):
             to = self._approval_recipient(args)
             # The owner decides; what executes is counted afterwards, not reserved now.
@@ -619,19 +639,21 @@ class ChainToolbox:
         tok = self._token_for(svc)
         amount = svc["price"] * args.units
         ref = self._ref(f"paygent:service:{svc['id']}:{args.reference or ''}")
+        value = self.usdc_value(tok, amount)
         out = self._pay(tok, svc["payTo"], amount, ref, f"paying {svc['name']}")
         return {**out, "service": svc["name"], "paid": tok.human(amount), "token": tok.symbol, "to": svc["payTo"],
                 "summary": f"Paid {tok.text(amount)} to {svc['name']} from the wallet (tx {out['tx'][:10]}…)",
-                "_spent": amount if tok.symbol == "USDC.e" else 0}
+                "_spent": value}
 
     def pay_address(self, args: PayAddress) -> dict[str, Any]:
         tok = self.token(args.token)
         amount = tok.atomic(args.amount)
+        value = self.usdc_value(tok, amount)
         out = self._pay(tok, args.to, amount, self._ref(f"paygent:pay:{args.reference or ''}"),
                         f"paying {tok.text(amount)} to {args.to}")
         return {**out, "paid": tok.human(amount), "token": tok.symbol, "to": to_checksum_address(args.to),
                 "summary": f"Paid {tok.text(amount)} to {args.to} from the wallet (tx {out['tx'][:10]}…)",
-                "_spent": amount if tok.symbol == "USDC.e" else 0}
+                "_spent": value}
 
     # --- swaps --------------------------------------------------------------------------------------
 
@@ -669,6 +691,7 @@ class ChainToolbox:
         if balance < amount:
             raise ToolError("insufficient_funds", f"the wallet holds {tin.text(balance)}, the swap needs {tin.text(amount)}")
         quoted = self._amount_out(amount, path)
+        value = self.usdc_value(tin, amount)
         min_out = quoted * (10_000 - args.slippage_bps) // 10_000
         deadline = self._now() + args.deadline_seconds
         receipt = self._send(self.wallet.address,
@@ -682,7 +705,7 @@ class ChainToolbox:
                 "min_out": tout.human(min_out), "slippage_bps": args.slippage_bps, "deadline": deadline,
                 "summary": f"Swapped {tin.text(amount)} -> {tout.text(received)} (min {tout.text(min_out)}, "
                            f"{args.slippage_bps} bps; tx {receipt['transactionHash'][:10]}…)",
-                "_spent": amount if tin.symbol == "USDC.e" else 0}
+                "_spent": value}
 
     # --- subscriptions ------------------------------------------------------------------------------
 
@@ -706,7 +729,7 @@ class ChainToolbox:
                 "paid": tok.human(amount), "expires_at": expires, "float_topup": tok.human(topped),
                 "summary": f"Subscribed to {svc['name']} for {args.periods} period(s): paid {tok.text(amount)}, "
                            f"active until {_utc(expires)}",
-                "_spent": amount if tok.symbol == "USDC.e" else 0}
+                "_spent": self._service_value(svc, amount)}
 
     # --- approvals ----------------------------------------------------------------------------------
 

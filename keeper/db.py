@@ -79,7 +79,8 @@ class Target:
 
 def redact(url: str) -> str:
     """The URL with its password (user:PASSWORD@ or ?password=) replaced by ***."""
-    url = re.sub(r"^([a-z]+://[^/?#@:]*:)[^/?#@]*@", r"\1***@", url)
+    # Up to the LAST "@": a password with an unencoded "@" is hidden whole, not shown in part.
+    url = re.sub(r"^([a-z]+://[^/?#@:]*:).*@", r"\1***@", url)
     return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
 
 

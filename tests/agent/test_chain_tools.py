@@ -288,3 +288,27 @@ def test_a_paid_call_whose_answer_was_lost_is_unconfirmed_and_no_other_service_i
     assert session.outcomes[-1].error["code"] == "payment_unconfirmed"
     assert answer.text.startswith("Paid, not confirmed") and "do not pay again" in answer.text
     assert stack.usdc.balanceOf(provider) == before + 9_900  # the one payment, settled
+
+
+USER = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+
+
+def test_a_payment_in_wcro_counts_its_usdc_value_against_the_session_budget(toolbox, stack):
+    session = Session(toolbox, budget=ONE, trusted={USER.lower()})
+    worth = toolbox.usdc_value(toolbox.token("WCRO"), 500 * 10**18)
+    assert worth > ONE  # the pool prices it
+
+    out = session.call("pay_address", {"to": USER, "amount": "500", "token": "WCRO"})
+
+    assert out.code == "over_session_budget" and out.error["details"]["needed"] == worth
+    assert stack.wcro.balanceOf(USER) == 0
+
+
+def test_a_large_wcro_swap_asks_first_and_shows_its_slippage(toolbox, stack):
+    asked: list[str] = []
+    session = Session(toolbox, budget=10**12, confirm=lambda what: asked.append(what) or False, confirm_above=ONE)
+
+    out = session.call("swap", {"token_in": "WCRO", "token_out": "USDC", "amount_in": "900", "slippage_bps": 300})
+
+    assert out.code == "declined_by_user"
+    assert len(asked) == 1 and "900 WCRO" in asked[0] and "3% slippage" in asked[0]

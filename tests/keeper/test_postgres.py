@@ -138,6 +138,7 @@ def test_a_bad_database_url_is_refused_naming_the_variable_not_the_password(url,
     ("postgres://keeper:{pw}@db/k?sslmode=require", "postgres://keeper:***@db/k?sslmode=require"),
     ("postgresql://db/k?user=keeper&password={pw}", "postgresql://db/k?user=keeper&password=***"),
     ("postgresql://keeper@db/k", "postgresql://keeper@db/k"),
+    ("postgresql://keeper:tops@{pw}@db/k", "postgresql://keeper:***@db/k"),  # an unencoded @ in the password
 ])
 def test_urls_are_shown_with_the_password_replaced(url, shown):
     target = dbapi.parse(url.format(pw=PASSWORD))
