@@ -29,7 +29,7 @@ from web3.providers.rpc import HTTPProvider
 
 from agent.signer import LocalSigner
 from agent.x402_client import Budget, Offer, PaymentPlanner, PaymentRefused, X402Client
-from agent.rpc import Rpc, RpcError, TxFailed, event, fn, logs
+from agent.rpc import Rpc, RpcError, TxFailed, TxUnconfirmed, event, fn, logs
 from agent.tools import (CallService, Cost, DiscoverServices, GetBalances, GetHistory, GetLimits, PayAddress,
                          PayService, QuoteSwap, RequestApproval, Subscribe, Swap, ToolError, ToolInput)
 from paygent.manifest import Manifest
@@ -481,6 +481,10 @@ class ChainToolbox:
         """Sign and send an agent transaction; a revert becomes a structured ToolError."""
         try:
             return self.rpc.send(self._account, to, data)
+        except TxUnconfirmed as exc:
+            raise ToolError("transaction_unconfirmed", f"{what}: {exc}",
+                            hint=f"do not retry: it may still be mined; check transaction {exc.tx_hash} first",
+                            tx=exc.tx_hash) from None
         except RpcError as exc:
             raise self._revert_data(exc.data, exc.message, what) from None
         except TxFailed as failed:
@@ -552,6 +556,8 @@ class ChainToolbox:
                 return "service_inactive"
             if not same_address(offer.asset, token) or offer.amount != int(reg_price):
                 return "registry_mismatch"
+            if offer.amount > svc["price"]:  # raised since the session budgeted and confirmed this call
+                return "price_changed"
             if same_address(offer.pay_to, self.router.address):
                 return None if offer.service_id == svc["id"] else "registry_mismatch"
             return None if same_address(offer.pay_to, pay_to) else "registry_mismatch"
@@ -587,6 +593,12 @@ class ChainToolbox:
                                 hint="do not pay again for this request; the payment id is the authorization nonce "
                                      "(the keeper's /payments/<id> tells settled or failed)",
                                 _spent=client.planner.budget.spent) from None
+            if exc.reason == "price_changed":
+                self.services(refresh=True)
+                raise ToolError("price_changed", f"{svc['name']} raised its price above the "
+                                f"{self._token_for(svc).text(svc['price'])} this call was budgeted and confirmed at",
+                                hint="discover the service again and confirm the new price",
+                                _spent=client.planner.budget.spent) from None
             code = {"registry_mismatch": "registry_mismatch", "over_budget": "over_price",
                     "service_inactive": "service_inactive"}.get(exc.reason, "payment_failed")
             raise ToolError(code, f"{svc['name']}: payment refused ({exc.reason}): {exc.detail}",
@@ -594,6 +606,10 @@ class ChainToolbox:
                             _spent=client.planner.budget.spent) from None
         except httpx.HTTPError as exc:
             self._remember(svc, False, started, "unreachable")
+            if client.planner.budget.spent:  # failed after signing: the payment may have settled
+                raise ToolError("payment_unconfirmed", f"{svc['name']} at {url} failed after the payment was signed "
+                                f"({type(exc).__name__})", hint="do not pay again for this request",
+                                _spent=client.planner.budget.spent) from None
             raise ToolError("service_unavailable", f"{svc['name']} at {url} is unreachable ({type(exc).__name__})",
                             hint="try another service", _spent=client.planner.budget.spent) from None
         response = paid.response
@@ -620,14 +636,24 @@ class ChainToolbox:
 
     # --- wallet payments -----------------------------------------------------------------------------
 
-    def _pay(self, token: Token, to: str, amount: int, ref: bytes, what: str) -> dict[str, Any]:
+    def _send_spending(self, to: str, data: bytes, what: str, value: int) -> dict[str, Any]:
+        """`_send` for a transaction that spends `value` (USDC.e units): if its outcome is unknown,
+        the session counts it as spent (it may have been mined)."""
+        try:
+            return self._send(to, data, what)
+        except ToolError as exc:
+            if exc.code == "transaction_unconfirmed":
+                exc.details["_spent"] = value
+            raise
+
+    def _pay(self, token: Token, to: str, amount: int, ref: bytes, what: str, value: int) -> dict[str, Any]:
         self._require_available(token, amount, what)
         balance = self._balance(token.address, self.wallet.address)
         if balance < amount:
             raise ToolError("insufficient_funds", f"the wallet holds {token.text(balance)}, {what} needs "
                             f"{token.text(amount)}", hint="the owner must fund the wallet")
-        receipt = self._send(self.wallet.address,
-                             fn("AgentWallet", "pay").data(token.address, to_checksum_address(to), amount, ref), what)
+        receipt = self._send_spending(self.wallet.address, fn("AgentWallet", "pay").data(
+            token.address, to_checksum_address(to), amount, ref), what, value)
         return {"tx": receipt["transactionHash"], "block": int(receipt["blockNumber"], 16)}
 
     def pay_service(self, args: PayService) -> dict[str, Any]:
@@ -640,7 +666,7 @@ class ChainToolbox:
         amount = svc["price"] * args.units
         ref = self._ref(f"paygent:service:{svc['id']}:{args.reference or ''}")
         value = self.usdc_value(tok, amount)
-        out = self._pay(tok, svc["payTo"], amount, ref, f"paying {svc['name']}")
+        out = self._pay(tok, svc["payTo"], amount, ref, f"paying {svc['name']}", value)
         return {**out, "service": svc["name"], "paid": tok.human(amount), "token": tok.symbol, "to": svc["payTo"],
                 "summary": f"Paid {tok.text(amount)} to {svc['name']} from the wallet (tx {out['tx'][:10]}…)",
                 "_spent": value}
@@ -650,7 +676,7 @@ class ChainToolbox:
         amount = tok.atomic(args.amount)
         value = self.usdc_value(tok, amount)
         out = self._pay(tok, args.to, amount, self._ref(f"paygent:pay:{args.reference or ''}"),
-                        f"paying {tok.text(amount)} to {args.to}")
+                        f"paying {tok.text(amount)} to {args.to}", value)
         return {**out, "paid": tok.human(amount), "token": tok.symbol, "to": to_checksum_address(args.to),
                 "summary": f"Paid {tok.text(amount)} to {args.to} from the wallet (tx {out['tx'][:10]}…)",
                 "_spent": value}
@@ -694,9 +720,9 @@ class ChainToolbox:
         value = self.usdc_value(tin, amount)
         min_out = quoted * (10_000 - args.slippage_bps) // 10_000
         deadline = self._now() + args.deadline_seconds
-        receipt = self._send(self.wallet.address,
-                             fn("AgentWallet", "swap").data(self.vvs.address, amount, min_out, path, deadline),
-                             f"swapping {tin.text(amount)}")
+        receipt = self._send_spending(self.wallet.address,
+                                      fn("AgentWallet", "swap").data(self.vvs.address, amount, min_out, path, deadline),
+                                      f"swapping {tin.text(amount)}", value)
         received = quoted
         for swapped in logs(receipt, self.wallet.address, event("AgentWallet", "Swapped")):
             received = int(swapped["amountOut"])
@@ -722,14 +748,20 @@ class ChainToolbox:
         self._send(tok.address, fn("FiatTokenLocal", "approve").data(self.router.address, amount),
                    "approving the router")
         ref = self._ref(f"paygent:subscribe:{svc['id']}")
-        receipt = self._send(self.router.address, fn("PaymentRouter", "subscribe").data(svc["id"], args.periods, ref),
-                             f"subscribing to {svc['name']}")
-        expires = int(self._call(self.router.address, "PaymentRouter", "subscriptionExpiry", svc["id"], self.agent))
+        value = self._service_value(svc, amount)
+        receipt = self._send_spending(self.router.address,
+                                      fn("PaymentRouter", "subscribe").data(svc["id"], args.periods, ref),
+                                      f"subscribing to {svc['name']}", value)
+        try:  # paid already: a failing read must not turn the result into an error
+            expires: int | None = int(self._call(self.router.address, "PaymentRouter", "subscriptionExpiry",
+                                                 svc["id"], self.agent))
+        except Exception:  # noqa: BLE001
+            expires = None
         return {"tx": receipt["transactionHash"], "service": svc["name"], "periods": args.periods,
                 "paid": tok.human(amount), "expires_at": expires, "float_topup": tok.human(topped),
                 "summary": f"Subscribed to {svc['name']} for {args.periods} period(s): paid {tok.text(amount)}, "
-                           f"active until {_utc(expires)}",
-                "_spent": self._service_value(svc, amount)}
+                           + (f"active until {_utc(expires)}" if expires else "expiry not readable right now"),
+                "_spent": value}
 
     # --- approvals ----------------------------------------------------------------------------------
 

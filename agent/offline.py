@@ -68,11 +68,15 @@ def _token(raw: str | None) -> str | None:
 
 
 def _slippage(clause: str) -> int | None:
-    if "slippage" not in clause.lower():
+    """The slippage bound the user wrote: of the percentages / basis points in the clause, the one
+    nearest the word "slippage" ("CRO is up 30% today, swap with 0.5% max slippage" -> 50 bps)."""
+    words = [m.start() for m in re.finditer(r"slippage", clause, re.IGNORECASE)]
+    if not words:
         return None
-    m = re.search(r"(\d+(?:\.\d+)?)\s*(%|percent|bps|basis points?)", clause, re.IGNORECASE)
-    if not m:
+    found = list(re.finditer(r"(\d+(?:\.\d+)?)\s*(%|percent|bps|basis points?)", clause, re.IGNORECASE))
+    if not found:
         return None
+    m = min(found, key=lambda f: min(abs(f.start() - w) for w in words))
     value = Decimal(m.group(1))
     return int(value * 100) if m.group(2).lower() in ("%", "percent") else int(value)
 
@@ -142,10 +146,13 @@ def parse(request: str) -> list[Intent]:
 def resolve(services: list[dict[str, Any]], intent: Intent) -> list[dict[str, Any]]:
     """Candidates for the intent's service, best first (the discovery order is the memory rank)."""
     low = intent.clause.lower()
-    for svc in services:
+    named = []  # services whose whole name is in the request; the longest name wins ("vvs-price-oracle"
+    for rank, svc in enumerate(services):  # over a look-alike called "price")
         name = str(svc["name"]).lower()
-        if name and (name in low or name.replace("-", " ") in low):
-            return [svc]
+        if name and any(re.search(rf"(?<![\w-]){re.escape(n)}(?![\w-])", low) for n in {name, name.replace("-", " ")}):
+            named.append((-len(name), rank, svc))
+    if named:
+        return [min(named, key=lambda t: (t[0], t[1]))[2]]
     for word in intent.words:
         if word.isdigit() or (word.startswith("#") and word[1:].isdigit()):
             for svc in services:
@@ -328,7 +335,7 @@ class OfflinePlanner:
         return _report(session.call("request_approval", request))
 
 
-UNCONFIRMED_CODES = frozenset({"payment_unconfirmed"})
+UNCONFIRMED_CODES = frozenset({"payment_unconfirmed", "transaction_unconfirmed"})
 """Errors after which money may have moved (or did): reported as such, never failed over."""
 
 

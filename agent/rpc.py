@@ -89,6 +89,16 @@ class TxFailed(Exception):
         self.receipt = receipt
 
 
+class TxUnconfirmed(Exception):
+    """The transaction was (or may have been) broadcast, but its outcome is unknown: the node failed
+    or timed out while we waited. It may still be mined: never report it as failed or retry it."""
+
+    def __init__(self, tx_hash: str, reason: str):
+        super().__init__(f"transaction {tx_hash} was sent but its outcome is unknown ({reason})")
+        self.tx_hash = tx_hash
+        self.reason = reason
+
+
 class Rpc:
     def __init__(self, w3: Any, chain_id: int, receipt_poll: float = 0.05, waiting: Any = None):
         self.provider = w3.provider
@@ -124,8 +134,17 @@ class Rpc:
                 "to": to_checksum_address(to), "data": data, "value": value, "nonce": nonce, "chainId": self.chain_id,
                 "gas": gas * 5 // 4 + 10_000,  # headroom over the estimate (refunds, 63/64 rule)
                 "gasPrice": gas_price})
-            tx_hash = self.request("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
-        receipt = self._wait(tx_hash)
+            tx_hash = "0x" + bytes(signed.hash).hex()
+            try:
+                self.request("eth_sendRawTransaction", ["0x" + bytes(signed.raw_transaction).hex()])
+            except RpcError:
+                raise  # the node refused it: not sent
+            except Exception as exc:  # noqa: BLE001 - the transport failed: it may have gone out
+                raise TxUnconfirmed(tx_hash, f"{type(exc).__name__} while sending") from None
+        try:
+            receipt = self._wait(tx_hash)
+        except Exception as exc:  # noqa: BLE001 - sent; only its receipt is missing
+            raise TxUnconfirmed(tx_hash, f"{type(exc).__name__}: {str(exc)[:120]}") from None
         if int(receipt["status"], 16) != 1:
             raise TxFailed(tx_hash, {**receipt, "_tx": tx})
         return receipt

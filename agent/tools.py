@@ -102,8 +102,10 @@ class Swap(ToolInput):
     token_in: str
     token_out: str
     amount_in: Decimal = Amount
-    slippage_bps: int = Field(default=50, ge=0, le=5_000, description="Max slippage in basis points (50 = 0.5%).")
-    deadline_seconds: int = Field(default=300, ge=10, le=86_400, description="Deadline after the latest block.")
+    slippage_bps: int = Field(default=50, ge=0, le=1_000,
+                              description="Max slippage in basis points (50 = 0.5%; at most 1000 = 10%).")
+    deadline_seconds: int = Field(default=300, ge=10, le=1_800,
+                                  description="Deadline after the latest block, seconds (at most 30 minutes).")
 
 
 class Subscribe(ToolInput):

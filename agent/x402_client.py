@@ -238,7 +238,8 @@ class PaymentPlanner:
             if retried and NONCE_USED in error:  # our own earlier attempt used it: the money moved
                 raise PaymentRefused("paid_response_lost", f"payment {pending.nonce} was used by an earlier attempt "
                                      "whose answer did not arrive; not paying again for this request")
-            raise PaymentRefused("payment_rejected", f"the server refused the payment ({error or 'no reason'}); "
+            said = repr(error[:160]) if error else "no reason"  # the seller's words: quoted, bounded
+            raise PaymentRefused("payment_rejected", f"the server refused the payment (it said {said}); "
                                                      "not paying again for this request")
         receipt: v2.SettleResponse | v1.SettlementResponse | None = None
         header = response.headers.get(v2.RESPONSE_HEADER) or response.headers.get(v1.RESPONSE_HEADER)

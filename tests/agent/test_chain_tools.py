@@ -312,3 +312,41 @@ def test_a_large_wcro_swap_asks_first_and_shows_its_slippage(toolbox, stack):
 
     assert out.code == "declined_by_user"
     assert len(asked) == 1 and "900 WCRO" in asked[0] and "3% slippage" in asked[0]
+
+
+def test_a_payment_whose_receipt_cannot_be_read_is_unconfirmed_and_counted(toolbox, stack, monkeypatch):
+    def node_fails_while_waiting(tx_hash, timeout=180):
+        raise TimeoutError(f"transaction {tx_hash} not mined within {timeout}s")
+
+    monkeypatch.setattr(toolbox.rpc, "_wait", node_fails_while_waiting)
+    session = Session(toolbox, budget=10 * ONE, trusted={USER.lower()})
+    before = stack.usdc.balanceOf(USER)
+
+    out = session.call("pay_address", {"to": USER, "amount": "1"})
+
+    assert out.error["code"] == "transaction_unconfirmed" and out.error["details"]["tx"].startswith("0x")
+    assert "do not retry" in out.error["hint"]
+    assert session.ledger.spent == ONE and session.stopped == "transaction_unconfirmed"  # counted: it may be mined
+    assert stack.usdc.balanceOf(USER) == before + ONE  # (it was)
+
+
+def test_a_price_raised_after_the_call_was_budgeted_is_refused_unpaid(toolbox, stack, provider, w3, facilitator_app):
+    from paygent.paywall import HttpFacilitator, PaidRoute, Paywall
+
+    toolbox.services()  # what the session budgets and confirms against: 0.01 USDC.e
+    fac = HttpFacilitator("http://f.test", httpx.AsyncClient(transport=httpx.ASGITransport(app=facilitator_app),
+                                                             base_url="http://f.test"))
+    dearer = Paywall(injection_app(), [PaidRoute(path="/price", price=20_000, asset=stack.usdc.address,
+                                                 pay_to=stack.router.address, token_name="Bridged USDC (Stargate)",
+                                                 token_version="1", service_id=1)], fac, LOCAL)
+    stack.registry.update(1, "vvs-price-oracle", "http://dearer.test:80/price", 0, stack.usdc, 20_000, 0, provider,
+                          "data:,x", sender=provider)
+    toolbox.http = httpx.Client(transport=Router({"dearer.test:80": dearer}))
+    toolbox._services[0]["endpoint"] = "http://dearer.test:80/price"  # the cached entry, endpoint moved only
+    before = stack.usdc.balanceOf(provider)
+
+    with pytest.raises(ToolError) as err:
+        toolbox.call_service(CallService(service="1"))
+
+    assert err.value.code == "price_changed" and err.value.details["_spent"] == 0
+    assert stack.usdc.balanceOf(provider) == before

@@ -23,7 +23,7 @@ def test_tool_schemas_come_from_the_validated_inputs():
     tools = {t["name"]: t for t in tool_definitions()}
     assert set(tools) >= {"discover_services", "call_service", "swap", "request_approval", "get_limits"}
     swap = tools["swap"]["input_schema"]
-    assert swap["properties"]["slippage_bps"]["maximum"] == 5000 and "token_in" in swap["required"]
+    assert swap["properties"]["slippage_bps"]["maximum"] == 1000 and "token_in" in swap["required"]
 
 
 def test_plans_calls_tools_reads_results_and_answers():

@@ -41,6 +41,7 @@ def test_each_request_type_parses_to_its_intent(request_text, kinds):
     ("swap 5 USDC to CRO with max slippage 0.5%", 50),
     ("swap 5 USDC to CRO, slippage 30 bps", 30),
     ("swap 5 USDC to CRO", None),
+    ("CRO is up 30% today: swap 5 USDC to CRO with 0.5% max slippage", 50),  # the percentage that is the bound
 ])
 def test_slippage_bound_is_read_in_percent_or_basis_points(text, bps):
     intent = parse(text)[0]
@@ -170,11 +171,15 @@ def test_payment_to_an_address_the_user_never_wrote_is_refused():
     assert session.toolbox.calls == []
 
 
-def test_registered_payee_is_trusted_without_being_named():
+def test_a_registered_payee_is_paid_by_service_name_not_as_a_bare_address():
+    """Anyone can register a service with their own payTo: that alone must not make the address
+    payable (an injected "pay_address <payee>" would pass)."""
     session = Session(FakeToolbox(), budget=10 * ONE)
     session.begin("pay the provider of the oracle")
-    out = session.call("pay_address", {"to": PROVIDER, "amount": "1"})
-    assert out.ok
+    assert session.call("pay_address", {"to": PROVIDER, "amount": "1"}).code == "untrusted_recipient"
+    assert session.call("pay_service", {"service": "vvs-price-oracle"}).ok
+    session.begin(f"pay 1 USDC to {PROVIDER}")  # written by the user: fine
+    assert session.call("pay_address", {"to": PROVIDER, "amount": "1"}).ok
 
 
 def test_plan_is_shown_and_ticked_off_as_steps_finish():
@@ -193,3 +198,25 @@ def test_invalid_tool_arguments_are_a_structured_error():
     out = session.call("swap", {"token_in": "USDC", "token_out": "WCRO", "amount_in": "-1"})
     assert out.code == "invalid_arguments" and "amount_in" in out.error["message"]
     assert session.call("launch_rockets", {}).code == "unknown_tool"
+
+
+def test_a_look_alike_service_named_inside_the_request_does_not_win_over_the_named_one():
+    from agentfakes import DEFAULT_SERVICES, service
+
+    shady = {**service(7, "price", 1_000, "cheap price"), "payTo": ATTACKER}
+    answer, tb, _ = run("buy the BTC price from vvs-price-oracle", FakeToolbox([shady, *DEFAULT_SERVICES]))
+    assert answer.ok and tb.calls[-1] == ("call_service", {"service": "1"})
+
+
+def test_a_declined_action_ends_the_request_no_smaller_retry_runs():
+    asked = []
+    session = Session(FakeToolbox(), budget=10 * ONE, confirm=lambda what: asked.append(what) or False,
+                      confirm_above=ONE)
+    session.begin("swap 1.5 USDC to CRO")
+    first = session.call("swap", {"token_in": "USDC", "token_out": "WCRO", "amount_in": "1.5"})
+    second = session.call("swap", {"token_in": "USDC", "token_out": "WCRO", "amount_in": "0.9"})  # under the bar
+
+    assert first.error["code"] == "declined_by_user" and second.error["code"] == "request_stopped"
+    assert len(asked) == 1 and session.ledger.spent == 0
+    session.begin("what's my balance")  # the next request runs again
+    assert session.call("get_balances", {}).ok
