@@ -54,16 +54,16 @@ def _address(name: str, value: str | None) -> str | None:
     if value is None or value == "":
         return None
     v = value.strip().lower()
-    if len(v) != 42 or not v.startswith("0x"):
+    if len(v) != 42 or not v.startswith("0x") or any(c not in "0123456789abcdef" for c in v[2:]):
         raise BadRequest(name, "must be a 0x-prefixed 20-byte hex address")
-    try:
-        int(v[2:], 16)
-    except ValueError:
-        raise BadRequest(name, "must be a 0x-prefixed 20-byte hex address") from None
     return v
 
 
-def _int(name: str, value: str | None, *, minimum: int = 0, maximum: int | None = None,
+INT64_MAX = 2**63 - 1
+"""What the store's integer columns hold (ids, blocks, times); a bigger number matches nothing."""
+
+
+def _int(name: str, value: str | None, *, minimum: int = 0, maximum: int = INT64_MAX,
          default: int | None = None) -> int | None:
     if value is None or value == "":
         return default
@@ -73,7 +73,7 @@ def _int(name: str, value: str | None, *, minimum: int = 0, maximum: int | None 
         raise BadRequest(name, f"must be an integer, got {value[:40]!r}") from None
     if n < minimum:
         raise BadRequest(name, f"must be >= {minimum}")
-    if maximum is not None and n > maximum:
+    if n > maximum:
         raise BadRequest(name, f"must be <= {maximum}")
     return n
 
@@ -178,6 +178,11 @@ def spend_json(r: Any, now: int) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------
 # Queries
+
+
+SERVICE_FILTERS = frozenset({"model", "max_price", "token", "provider", "active", "limit", "offset"})
+PAYMENT_FILTERS = frozenset({"payer", "service", "since", "until", "cursor", "limit"})
+APPROVAL_FILTERS = frozenset({"status", "wallet", "agent", "limit"})
 
 
 def list_services(store: Store, q: dict[str, str]) -> dict[str, Any]:
@@ -420,7 +425,14 @@ def create_app(store: Store, health: Health, telemetry: Telemetry,
                 return JSONResponse({"error": "database_unavailable", "reason": str(exc)}, status_code=503)
         return endpoint
 
-    def q(request: Request) -> dict[str, str]:
+    def q(request: Request, allowed: frozenset[str] = frozenset()) -> dict[str, str]:
+        """The query parameters, each known to the endpoint and given once (a misspelt filter must
+        not silently return everything)."""
+        for name in request.query_params:
+            if name not in allowed:
+                raise BadRequest(name, f"unknown parameter; this endpoint takes {', '.join(sorted(allowed)) or 'none'}")
+            if len(request.query_params.getlist(name)) > 1:
+                raise BadRequest(name, "given more than once")
         return dict(request.query_params)
 
     def path_id(request: Request, name: str = "service_id") -> int:
@@ -432,26 +444,29 @@ def create_app(store: Store, health: Health, telemetry: Telemetry,
         return JSONResponse({"error": "not_found", "reason": what}, status_code=404)
 
     def services(request: Request) -> JSONResponse:
-        return JSONResponse(list_services(store, q(request)))
+        return JSONResponse(list_services(store, q(request, SERVICE_FILTERS)))
 
     def service(request: Request) -> JSONResponse:
+        q(request)
         sid = path_id(request)
         found = get_service(store, sid)
         return JSONResponse(found) if found else not_found(f"no service {sid}")
 
     def payments(request: Request) -> JSONResponse:
-        return JSONResponse(list_payments(store, q(request)))
+        return JSONResponse(list_payments(store, q(request, PAYMENT_FILTERS)))
 
     def stats(request: Request) -> JSONResponse:
+        q(request)
         sid = path_id(request)
         found = service_stats(store, sid)
         return JSONResponse(found) if found else not_found(f"no service {sid}")
 
     def approvals(request: Request) -> JSONResponse:
-        return JSONResponse(list_approvals(store, q(request)))
+        return JSONResponse(list_approvals(store, q(request, APPROVAL_FILTERS)))
 
     def spend(request: Request) -> JSONResponse:
-        found = agent_spend(store, request.path_params["wallet"], request.path_params["agent"], q(request))
+        found = agent_spend(store, request.path_params["wallet"], request.path_params["agent"],
+                            q(request, frozenset({"token"})))
         return JSONResponse(found) if found else not_found("no such agent or rule in that wallet")
 
     def healthz(_request: Request) -> JSONResponse:

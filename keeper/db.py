@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +139,7 @@ class SqliteDatabase:
     def __init__(self, path: str, *, readonly: bool = False, timeout: float = 30.0):
         self.location = path
         if readonly:
-            self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout,
+            self._conn = sqlite3.connect(f"file:{urllib.parse.quote(path)}?mode=ro", uri=True, timeout=timeout,
                                          check_same_thread=False, isolation_level=None)
         else:
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=timeout)
@@ -187,8 +188,8 @@ class SqliteReaders:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = SqliteDatabase(self.path)
+        if db is None:  # read-only: a missing or moved store file is an error, never recreated empty
+            db = self._local.db = SqliteDatabase(self.path, readonly=True)
             db.execute("PRAGMA query_only=1")
         return db.query(sql, params)
 

@@ -94,3 +94,41 @@ def test_health_and_metrics(client):
     assert client.get("/healthz").json()["status"] == "ok"
     text = client.get("/metrics").text
     assert "keeper_indexed_block 7.0" in text and "keeper_settlements" in text
+
+
+@pytest.mark.parametrize("path, params, parameter", [
+    ("/services/99999999999999999999", {}, "service_id"),
+    ("/stats/services/99999999999999999999", {}, "service_id"),
+    ("/payments", {"service": str(2**64)}, "service"),
+    ("/payments", {"cursor": str(2**63)}, "cursor"),
+    ("/payments", {"since": str(2**70)}, "since"),
+    ("/services", {"offset": str(10**20)}, "offset"),
+    ("/services", {"provider": "0x-" + "22" * 19 + "2"}, "provider"),
+    ("/payments", {"servic": "2"}, "servic"),  # a misspelt filter must not answer with everything
+    ("/services/1", {"verbose": "1"}, "verbose"),
+])
+def test_out_of_range_and_unknown_parameters_get_400_not_500(client, path, params, parameter):
+    reply = client.get(path, params=params)
+    assert reply.status_code == 400 and reply.json()["parameter"] == parameter
+
+
+def test_a_repeated_parameter_is_refused(client):
+    reply = client.get("/payments?service=1&service=2")
+    assert reply.status_code == 400 and reply.json()["parameter"] == "service"
+
+
+def test_health_reads_the_store_itself(tmp_path):
+    path = tmp_path / "k.sqlite"
+    store = Store(path, 338)
+    store.set_cursor(Cursor(1, "0x1"))
+    health = Health(head=1, indexed=1, rpc_ok=True)
+    client = TestClient(create_app(store, health, Telemetry(health)))
+    assert client.get("/healthz").json()["status"] == "ok"
+
+    path.unlink()  # the store file is gone (an operator's mistake, a broken disk)
+    for leftover in tmp_path.glob("k.sqlite-*"):
+        leftover.unlink()
+
+    reply = client.get("/healthz")
+    assert reply.status_code == 503 and reply.json()["database"] != "ok"
+    assert not path.exists()  # and no empty store was created in its place
