@@ -291,6 +291,22 @@ class FacilitatorBackend(Protocol):
     def authorization_used(self, token: str, payer: str, nonce: bytes) -> bool: ...
 
 
+_SENDER_LOCKS: dict[str, threading.Lock] = {}
+_SENDER_LOCKS_GUARD = threading.Lock()
+
+
+def sender_lock(address: str) -> threading.Lock:
+    """One lock per sending address in this process: whoever signs for it (the facilitator, the
+    jobs, the renewal backend) reads its pending nonce and broadcasts under this lock, so two
+    transactions never take the same nonce."""
+    key = address.lower()
+    with _SENDER_LOCKS_GUARD:
+        lock = _SENDER_LOCKS.get(key)
+        if lock is None:
+            lock = _SENDER_LOCKS[key] = threading.Lock()
+        return lock
+
+
 class Web3Backend:
     """FacilitatorBackend over web3.py, with ABIs from the compiled artifacts."""
 
@@ -317,7 +333,7 @@ class Web3Backend:
         self._tokens: dict[str, Any] = {}
         self._selectors = {fn["name"]: function_abi_to_4byte_selector(fn) for fn in self._token_abi
                            if fn.get("type") == "function" and fn["name"] in ("balanceOf", "authorizationState")}
-        self._send_lock = threading.Lock()
+        self._send_lock = sender_lock(self.relayer)
         self._poll = poll_latency
         self._gas_price: tuple[float, int] | None = None
 

@@ -31,7 +31,6 @@ What each job does:
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -129,7 +128,6 @@ class JobContext:
     role: Any | None = None
     """keeper.leader state; jobs run only while `role.is_leader` (None: always)."""
     _alerted: dict[str, float] = field(default_factory=dict)
-    _send_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def count(self, job: str, outcome: str) -> None:
         if self.telemetry is not None:
@@ -149,8 +147,11 @@ class JobContext:
         return int(self.w3.eth.get_block("latest")["timestamp"])
 
     def transact(self, account: Any, fn: Any) -> str:
-        """Simulate, sign, send and wait; raises on revert. One sender nonce at a time."""
-        with self._send_lock:
+        """Simulate, sign, send and wait; raises on revert. One sender nonce at a time (the lock is
+        shared with the facilitator's backend for the same address)."""
+        from keeper.facilitator import sender_lock
+
+        with sender_lock(account.address):
             tx = fn.build_transaction({"from": account.address, "chainId": int(self.w3.eth.chain_id),
                                        "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
                                        "gasPrice": int(self.w3.eth.gas_price)})
@@ -162,19 +163,24 @@ class JobContext:
         return "0x" + bytes(tx_hash).hex().removeprefix("0x")
 
     def alert(self, key: str, kind: str, message: str, **fields: Any) -> bool:
-        """Raise an alert once per key until `clear(key)`; log it and POST it to the webhook."""
+        """Raise an alert once per key until `clear(key)`: log it, count it and POST it to the
+        webhook. A webhook that fails (unreachable, non-2xx) gets it again on the next run."""
         if key in self._alerted:
             return False
+        hook = getattr(self.settings, "alert_webhook", None)
+        if hook:
+            try:
+                reply = httpx.post(str(hook), json={"kind": kind, "message": message, **fields}, timeout=5)
+                delivered, why = reply.is_success, f"HTTP {reply.status_code}"
+            except httpx.HTTPError as exc:
+                delivered, why = False, f"{type(exc).__name__}: {str(exc)[:160]}"
+            if not delivered:
+                log.warning("alert webhook failed; retrying next run", extra={"alert": kind, "error": why})
+                return False
         self._alerted[key] = time.time()
         if self.telemetry is not None:
             self.telemetry.alerts.labels(kind).inc()
         log.warning("alert", extra={"alert": kind, "detail": message, **fields})
-        hook = getattr(self.settings, "alert_webhook", None)
-        if hook:
-            try:
-                httpx.post(str(hook), json={"kind": kind, "message": message, **fields}, timeout=5)
-            except httpx.HTTPError as exc:
-                log.warning("alert webhook failed", extra={"error": str(exc)[:200]})
         return True
 
     def clear(self, key: str) -> None:
@@ -202,7 +208,7 @@ def expire_requests(ctx: JobContext) -> int:
     if ctx.relayer is None:
         return 0
     now = ctx.chain_time()
-    done = 0
+    done, failed = 0, 0
     for r in _rows(ctx, "SELECT wallet, request_id, expires_at FROM approvals WHERE chain_id = ? AND "
                         "status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT 50",
                    (ctx.store.chain_id, now)):
@@ -215,8 +221,11 @@ def expire_requests(ctx: JobContext) -> int:
             ctx.transact(ctx.relayer, wallet.functions.expire(r["request_id"]))
             done += 1
         except Exception as exc:  # noqa: BLE001 - one stuck request never blocks the others
+            failed += 1
             log.warning("expire failed", extra={"wallet": r["wallet"], "request": r["request_id"],
                                                 "error": str(exc)[:300]})
+    if failed:  # the run counts as failed (metrics), after the others were tried
+        raise RuntimeError(f"{failed} expiry transaction(s) failed, {done} sent")
     return done
 
 
@@ -227,26 +236,36 @@ def top_up_floats(ctx: JobContext) -> int:
         return 0
     token = (ctx.settings.topup_token or ctx.manifest.address("USDC")).lower()
     agent = ctx.agent.address.lower()
-    done = 0
+    done, failed = 0, 0
     for r in _rows(ctx, "SELECT r.wallet, r.float_cap FROM rules r JOIN agents a ON a.chain_id = r.chain_id AND "
-                        "a.wallet = r.wallet AND a.agent = r.agent WHERE r.chain_id = ? AND r.agent = ? AND "
-                        "r.token = ? AND a.active = 1 AND a.paused = 0", (ctx.store.chain_id, agent, token)):
+                        "a.wallet = r.wallet AND a.agent = r.agent LEFT JOIN wallets w ON w.chain_id = r.chain_id "
+                        "AND w.wallet = r.wallet WHERE r.chain_id = ? AND r.agent = ? AND r.token = ? AND "
+                        "a.active = 1 AND a.paused = 0 AND COALESCE(w.paused, 0) = 0",
+                   (ctx.store.chain_id, agent, token)):
         float_cap = int(r["float_cap"])
         if float_cap == 0:
             continue
-        balance = int(ctx.token(token).functions.balanceOf(ctx.agent.address).call())
-        if balance >= ctx.settings.topup_threshold:
-            continue
-        wallet = ctx.contract("AgentWallet", r["wallet"])
-        available = int(wallet.functions.available(ctx.agent.address, ctx.w3.to_checksum_address(token)).call())
-        amount = min(float_cap - balance, available)
-        if amount <= 0:
-            ctx.alert(f"float-starved:{r['wallet']}:{agent}", "float_starved",
-                      "agent float is low and the wallet's window has nothing left", wallet=r["wallet"],
-                      agent=agent, balance=str(balance))
-            continue
-        ctx.transact(ctx.agent, wallet.functions.topUpFloat(ctx.w3.to_checksum_address(token), amount))
-        done += 1
+        starved = f"float-starved:{r['wallet']}:{agent}"
+        try:  # one wallet that cannot top up (paused meanwhile, empty) never stops the others
+            balance = int(ctx.token(token).functions.balanceOf(ctx.agent.address).call())
+            if balance >= ctx.settings.topup_threshold:
+                ctx.clear(starved)
+                continue
+            wallet = ctx.contract("AgentWallet", r["wallet"])
+            available = int(wallet.functions.available(ctx.agent.address, ctx.w3.to_checksum_address(token)).call())
+            amount = min(float_cap - balance, available)
+            if amount <= 0:
+                ctx.alert(starved, "float_starved", "agent float is low and the wallet's window has nothing left",
+                          wallet=r["wallet"], agent=agent, balance=str(balance))
+                continue
+            ctx.transact(ctx.agent, wallet.functions.topUpFloat(ctx.w3.to_checksum_address(token), amount))
+            ctx.clear(starved)
+            done += 1
+        except Exception as exc:  # noqa: BLE001 - counted below; the next wallet is tried
+            failed += 1
+            log.warning("float top-up failed", extra={"wallet": r["wallet"], "error": str(exc)[:300]})
+    if failed:
+        raise RuntimeError(f"{failed} float top-up(s) failed, {done} sent")
     return done
 
 

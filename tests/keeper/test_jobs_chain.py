@@ -302,3 +302,80 @@ def test_generated_decoders_agree_with_web3(stack, wallet_setup):
         normal = {k: (v.lower() if isinstance(v, str) and v.startswith("0x") and len(v) == 42 else
                       "0x" + v.hex() if isinstance(v, bytes) else v) for k, v in expected.items()}
         assert args == normal, name
+
+
+def test_jobs_and_the_facilitator_share_one_nonce_lock_per_sender(stack, tmp_path):
+    """Two senders of one key (two job contexts here; the facilitator's backend takes the same lock)
+    sending at once never reuse a nonce: every transaction is mined."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from keeper.facilitator import sender_lock
+
+    store = Store(tmp_path / "k.sqlite", 338)
+    a, b = context(stack, store, tmp_path), context(stack, store, tmp_path)
+    usdc = stack.contracts["USDC"]
+    backend = Web3Backend(stack.w3, a.relayer, chain_id=338)
+    assert backend._send_lock is sender_lock(a.relayer.address.upper().replace("0X", "0x"))
+
+    def approve(i):
+        ctx = (a, b)[i % 2]
+        return ctx.transact(ctx.relayer, usdc.functions.approve(stack.w3.eth.accounts[i % 5], i + 1))
+
+    with ThreadPoolExecutor(8) as pool:
+        hashes = list(pool.map(approve, range(16)))
+    nonces = {stack.w3.eth.get_transaction(h)["nonce"] for h in hashes}
+    assert len(hashes) == len(nonces) == 16
+
+
+def test_a_failed_expiry_counts_the_run_as_failed(stack, wallet_setup, tmp_path, monkeypatch):
+    store = Store(tmp_path / "k.sqlite", 338)
+    ctx = context(stack, store, tmp_path)
+    index_to_head(stack, store)
+    advance(stack, DAY + 1)
+
+    def out_of_gas(account, fn):
+        raise RuntimeError("insufficient funds for gas")
+
+    monkeypatch.setattr(ctx, "transact", out_of_gas)
+    assert jobs.run("expire_requests", ctx) is None
+    assert runs(ctx, "expire_requests", "failed") == 1 and runs(ctx, "expire_requests") == 0
+
+
+def test_a_paused_wallet_is_skipped_by_top_ups(stack, wallet_setup, tmp_path):
+    wallet, usdc, agent = wallet_setup
+    stack.send(wallet.functions.setPaused(True))
+    store = Store(tmp_path / "k.sqlite", 338)
+    ctx = context(stack, store, tmp_path, topup_threshold=ONE // 2)
+    index_to_head(stack, store)
+    assert jobs.run("top_up_floats", ctx) == 0 and runs(ctx, "top_up_floats") == 1  # skipped, not failed
+    assert usdc.functions.balanceOf(agent).call() == 0
+
+
+def test_an_alert_the_webhook_did_not_take_is_sent_again_next_run(stack, wallet_setup, tmp_path):
+    import http.server
+
+    answers = [500, 200]
+    received = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(self.rfile.read(int(self.headers["content-length"])))
+            self.send_response(answers.pop(0) if answers else 200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        store = Store(tmp_path / "k.sqlite", 338)
+        ctx = context(stack, store, tmp_path, low_balance=10 * ONE,
+                      alert_webhook=f"http://127.0.0.1:{server.server_address[1]}/hook")
+        index_to_head(stack, store)
+        assert jobs.run("alerts", ctx) == 0  # the webhook answered 500: not delivered
+        assert jobs.run("alerts", ctx) == 1  # delivered now
+        assert jobs.run("alerts", ctx) == 0  # and once only
+    finally:
+        server.shutdown()
+    assert len(received) == 2 and ctx.telemetry.alerts.labels("low_balance")._value.get() == 1
