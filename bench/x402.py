@@ -130,7 +130,7 @@ def _stack() -> Iterator[dict[str, Any]]:
     from keeper.intents import IntentStore
     from paygent.localchain import LocalChain, test_key
     from paygent.networks import LOCAL
-    from paygent.paywall import HttpFacilitator, PaidRoute, Paywall
+    from paygent.paywall import HttpFacilitator, PaidRoute, Paywall, ServedLog
 
     with LocalChain() as node, tempfile.TemporaryDirectory() as tmp:
         w3 = Web3(Web3.HTTPProvider(node.url))
@@ -148,7 +148,7 @@ def _stack() -> Iterator[dict[str, Any]]:
                           token_name="Bridged USDC (Stargate)", token_version="1")
         with _Server(create_app(facilitator)) as fac:
             seller_app = Paywall(Starlette(routes=[Route("/price", content)]), [route], HttpFacilitator(fac.url),
-                                 LOCAL)
+                                 LOCAL, served=ServedLog(Path(tmp) / "served.sqlite"))
             with _Server(seller_app) as seller:
                 yield {"w3": w3, "token": token, "payer": payer, "provider": provider, "facilitator": facilitator,
                        "seller": seller.url}

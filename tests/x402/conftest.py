@@ -17,7 +17,7 @@ from keeper.intents import IntentStore
 from paygent.eip3009 import DomainReader
 from paygent.localchain import test_key as local_key
 from paygent.networks import LOCAL
-from paygent.paywall import HttpFacilitator, PaidRoute, Paywall
+from paygent.paywall import HttpFacilitator, PaidRoute, Paywall, ServedLog
 
 PRICE = 10_000  # 0.01 USDC.e
 FACILITATOR_URL = "http://facilitator.test"
@@ -85,7 +85,7 @@ def content_app() -> Starlette:
 def seller(facilitator_app, route):
     """Our paywall in front of a small app; facilitator reached over an in-process transport."""
     fac_http = httpx.AsyncClient(transport=httpx.ASGITransport(app=facilitator_app), base_url=FACILITATOR_URL)
-    return Paywall(content_app(), [route], HttpFacilitator(FACILITATOR_URL, fac_http), LOCAL)
+    return Paywall(content_app(), [route], HttpFacilitator(FACILITATOR_URL, fac_http), LOCAL, served=ServedLog())
 
 
 @pytest.fixture
