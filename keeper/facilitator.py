@@ -52,7 +52,7 @@ from paygent.wire import cronos, v1, v2
 from paygent.wire.common import WireError, decode_header, parse_json, parse_model, same_address
 from paygent.wire.exact import NONCE_USED, ExactEvmPayload, Extra
 from keeper import db as dbapi
-from keeper.intents import Intent, IntentKey, IntentStore, Status
+from keeper.intents import ANY_TX, Intent, IntentKey, IntentStore, Status
 
 log = logging.getLogger("paygent.facilitator")
 
@@ -290,6 +290,14 @@ class FacilitatorBackend(Protocol):
 
     def authorization_used(self, token: str, payer: str, nonce: bytes) -> bool: ...
 
+    def authorization_use(self, token: str, payer: str, nonce: bytes) -> str | None:
+        """The transaction in which the token reported (payer, nonce) used (its AuthorizationUsed
+        log, within the last AUTHORIZATION_LOOKBACK blocks), else None."""
+        ...
+
+
+AUTHORIZATION_LOOKBACK = 20_000
+"""Blocks searched for an authorization's use (~30 h on Cronos): authorizations live minutes."""
 
 _SENDER_LOCKS: dict[str, threading.Lock] = {}
 _SENDER_LOCKS_GUARD = threading.Lock()
@@ -373,6 +381,18 @@ class Web3Backend:
 
     def authorization_used(self, token: str, payer: str, nonce: bytes) -> bool:
         return bool(self._token(token).functions.authorizationState(to_checksum_address(payer), nonce).call())
+
+    def authorization_use(self, token: str, payer: str, nonce: bytes) -> str | None:
+        head = int(self._w3.eth.block_number)
+        topic = "0x" + keccak(b"AuthorizationUsed(address,bytes32)").hex()
+        found = self._w3.eth.get_logs({
+            "address": to_checksum_address(token), "fromBlock": max(0, head - AUTHORIZATION_LOOKBACK),
+            "toBlock": head, "topics": [topic, "0x" + "00" * 12 + payer.lower().removeprefix("0x"),
+                                        "0x" + nonce.hex()]})
+        if not found:
+            return None
+        tx = found[0]["transactionHash"]
+        return tx if isinstance(tx, str) else "0x" + bytes(tx).hex()
 
     def _calldata(self, call: SettlementCall) -> tuple[str, str]:
         m = call.message
@@ -642,14 +662,7 @@ class Facilitator:
             return self._result(stored, p)
         if receipt.succeeded:
             return self._result(self.store.finish(key, Status.SETTLED, tx_hash=tx_hash), p)
-        reason = NONCE_USED if self._used_safely(p) else TRANSACTION_FAILED
-        return self._result(self.store.finish(key, Status.FAILED, tx_hash=tx_hash, error=reason), p)
-
-    def _used_safely(self, p: Payment) -> bool:
-        try:
-            return self.backend.authorization_used(p.asset, p.payer, bytes.fromhex(p.nonce[2:]))
-        except Exception:  # noqa: BLE001
-            return False
+        return self._result(close_failed(self.backend, self.store, key, tx_hash), p)
 
     def _existing(self, intent: Intent, p: Payment) -> Settlement:
         """A settle of an authorization we already hold an intent for."""
@@ -726,8 +739,7 @@ def reconcile_intent(backend: FacilitatorBackend, store: IntentStore, intent: In
         try:  # safe: the token lets the authorization move money once, whichever transaction carries it
             tx_hash = backend.resend(intent.raw_tx, lambda h, raw: store.replace_tx(key, intent.tx_hash, h, raw))
         except SimulationReverted as exc:  # expired meanwhile, or used by someone else: closed by the chain
-            used = backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:]))
-            return store.finish(key, Status.FAILED, error=NONCE_USED if used else reason_for_revert(str(exc)))
+            return close_failed(backend, store, key, None, reason_for_revert(str(exc)))
         except Exception as exc:  # noqa: BLE001 - RPC trouble or a concurrent change: still pending, next pass
             log.warning("settle %s: sending again failed (%s): pending", key.nonce, exc)
             return store.get(key) or intent
@@ -739,8 +751,31 @@ def reconcile_intent(backend: FacilitatorBackend, store: IntentStore, intent: In
         return store.get(key) or intent
     if receipt.succeeded:
         return store.finish(key, Status.SETTLED, tx_hash=tx_hash)
-    used = backend.authorization_used(key.token, key.payer, bytes.fromhex(key.nonce[2:]))
-    return store.finish(key, Status.FAILED, error=NONCE_USED if used else TRANSACTION_FAILED, holding=tx_hash)
+    return close_failed(backend, store, key, tx_hash)
+
+
+def close_failed(backend: FacilitatorBackend, store: IntentStore, key: IntentKey, tx_hash: str | None,
+                 reason: str = TRANSACTION_FAILED) -> Intent:
+    """Our transaction for the intent failed (or would). If the authorization was used anyway, by
+    whoever relayed the same signed authorization first (a mempool watcher copying ours), the money
+    moved exactly as signed — to the signed payee; for the router, to the service the nonce names —
+    so the intent is settled by that transaction. Otherwise it failed with `reason`."""
+    nonce = bytes.fromhex(key.nonce[2:])
+    holding: Any = tx_hash if tx_hash is not None else ANY_TX
+    try:
+        used = backend.authorization_used(key.token, key.payer, nonce)
+    except Exception:  # noqa: BLE001 - unknown: decided on the next reconcile
+        return store.get(key) or store.finish(key, Status.FAILED, error=reason, holding=holding)
+    if not used:
+        return store.finish(key, Status.FAILED, error=reason, holding=holding)
+    try:
+        other = backend.authorization_use(key.token, key.payer, nonce)
+    except Exception:  # noqa: BLE001
+        other = None
+    if other is not None and other != tx_hash:
+        log.warning("settle %s: settled by another relayer's transaction %s (ours: %s)", key.nonce, other, tx_hash)
+        return store.finish(key, Status.SETTLED, tx_hash=other, holding=holding)
+    return store.finish(key, Status.FAILED, error=NONCE_USED, holding=holding)
 
 # ------------------------------------------------------------------------------------------------
 # HTTP

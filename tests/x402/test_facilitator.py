@@ -410,3 +410,48 @@ def test_a_body_nested_too_deeply_is_400_not_a_crash(api, python_recursion_limit
     reply = api.post("/settle", content=b"[" * 5000, headers={"content-type": "application/json"})
 
     assert reply.status_code == 400 and reply.json()["invalidReason"] == "invalid_payload"
+
+
+def test_a_settlement_front_run_by_another_relayer_is_settled_by_that_transaction(w3, facilitator, relayer_key,
+                                                                                  sign, requirements, funded_usdc,
+                                                                                  payer, provider):
+    """A mempool watcher copies the signed authorization and gets it mined first: the money moved
+    exactly as signed, so the payment is settled (by their transaction), not failed."""
+    from keeper.facilitator import Web3Backend
+    from paygent.localchain import test_key as key_of
+
+    payment = Payment.from_v2(sign(requirements), requirements)
+    before = funded_usdc.balanceOf(payer), funded_usdc.balanceOf(provider)
+    intent = stranded_settlement(w3, facilitator, relayer_key, payment, take_nonce=False)  # ours: dropped, unmined
+    watcher = Web3Backend(w3, key_of(8))  # another relayer sends the very same call first
+    theirs = watcher.resend(intent.raw_tx, lambda _h, _raw: True)
+    assert w3.eth.wait_for_transaction_receipt(theirs)["status"] == 1
+    w3.eth.send_raw_transaction(intent.raw_tx)  # ours arrives later and reverts: authorization used
+    assert w3.eth.wait_for_transaction_receipt(intent.tx_hash)["status"] == 0
+
+    closed = facilitator.reconcile(intent, timeout=10)
+
+    assert closed.status is Status.SETTLED and closed.tx_hash == theirs
+    assert funded_usdc.balanceOf(payer) == before[0] - PRICE
+    assert funded_usdc.balanceOf(provider) == before[1] + PRICE
+
+
+def test_a_cancelled_authorization_fails_as_used_not_settled(w3, facilitator, relayer_key, sign, requirements,
+                                                             funded_usdc, payer, payer_key, domain):
+    from eth_hash.auto import keccak
+
+    payment = Payment.from_v2(sign(requirements), requirements)
+    intent = stranded_settlement(w3, facilitator, relayer_key, payment, take_nonce=False)
+    nonce = bytes.fromhex(payment.nonce[2:])
+    typehash = keccak(b"CancelAuthorization(address authorizer,bytes32 nonce)")  # EIP-3009
+    struct = keccak(typehash + bytes(12) + bytes.fromhex(payer.address[2:]) + nonce)
+    signature = LocalSigner(payer_key).sign_digest(keccak(b"\x19\x01" + domain.separator + struct))
+    funded_usdc.cancelAuthorization(payer.address, nonce, signature[64], signature[:32], signature[32:64],
+                                    sender=payer)
+    w3.eth.send_raw_transaction(intent.raw_tx)
+    assert w3.eth.wait_for_transaction_receipt(intent.tx_hash)["status"] == 0
+
+    closed = facilitator.reconcile(intent, timeout=10)
+
+    assert closed.status is Status.FAILED and closed.error == "invalid_exact_evm_nonce_already_used"
+    assert funded_usdc.balanceOf(payer) == 100 * 10**6
