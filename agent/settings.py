@@ -64,9 +64,9 @@ class AgentSettings(BaseSettings):
     """Most USDC.e the agent pays for one x402 call unless the request names a higher maximum."""
     confirm_above: Decimal = Field(default=Decimal("1"), ge=0)
     """Interactive mode asks before an action that moves more than this many USDC.e."""
-    default_slippage_bps: int = Field(default=50, ge=0, le=5_000)
+    default_slippage_bps: int = Field(default=50, ge=0, le=1_000)
     """Slippage bound for swaps when the request names none (basis points)."""
-    swap_deadline_seconds: int = Field(default=300, ge=10)
+    swap_deadline_seconds: int = Field(default=300, ge=10, le=1_800)
     """Swap deadline after the latest block's timestamp."""
     float_topup: Decimal = Field(default=Decimal("0.25"), gt=0)
     """USDC.e moved from the wallet to the agent's hot key when it cannot cover an x402 price

@@ -249,8 +249,9 @@ contract AgentWallet is EIP712 {
     //   slot 7  _moreRouters: router => bool   (allowlisted routers besides _firstRouter)
     //   slot 8  _requests: id => Request (4 slots, see the struct)
     //   code    EIP-712 domain (immutables of EIP712)
-    //   A pay therefore reads four cold slots (slot 0, the agent, the (agent, token) window and
-    //   caps) and writes the window besides the lock; a swap through the first router the same.
+    //   A pay inside its window therefore reads three cold slots (slot 0, the agent, the (agent,
+    //   token) window) and writes the window besides the lock; the limits slot is read only when a
+    //   spend opens a new window. A swap through the first router the same.
 
     /// @notice EIP-712 type of a signed payment intent (see payWithSig).
     bytes32 public constant PAY_TYPEHASH = keccak256(

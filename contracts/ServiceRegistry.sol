@@ -163,8 +163,12 @@ contract ServiceRegistry is IServiceRegistry {
 
     /// @notice Replaces every field of service `serviceId` except its provider and active flag.
     ///         Provider only; the same validation as `register`. Works on inactive services too.
-    /// @dev Payers that signed for the old terms are protected by the PaymentRouter, which checks
-    ///      the terms at payment time (e.g. an x402 authorization for the old price no longer matches).
+    /// @dev The PaymentRouter reads the terms at payment time. A PerCall authorization for the old
+    ///      price no longer matches and is refused. For Metered and Subscription services an
+    ///      authorization fixes the value, not the units or the period: an update before it is
+    ///      settled changes what that value buys. `pay` / `subscribe` take no maximum: a payer with
+    ///      a standing approval above one payment can be charged a price raised just before
+    ///      (approve exactly the amount, as Paygent's agent does).
     function update(
         uint256 serviceId,
         string memory name,

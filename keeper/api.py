@@ -5,7 +5,7 @@ Routes (responses documented in keeper/README.md):
   GET /services/{id}
   GET /payments?payer=&service=&since=&until=&limit=&cursor=
   GET /stats/services/{id}
-  GET /approvals?status=&wallet=&agent=
+  GET /approvals?status=&wallet=&agent=&limit=
   GET /agents/{wallet}/{agent}/spend?token=
   GET /healthz        200 {"status": "ok", "role": ...} or 503 {"status": "degraded", "reasons": [...]}
   GET /metrics        Prometheus text format

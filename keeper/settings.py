@@ -50,6 +50,7 @@ class KeeperSettings(BaseSettings):
     reorg_window: int = Field(default=512, ge=8)
     """How many recent block hashes are kept to find the fork point of a reorg."""
     min_block_range: int = Field(default=1, ge=1)
+    """eth_getLogs never asks for fewer blocks than this (a single block that is still refused is retried)."""
     max_block_range: int = Field(default=5_000, ge=1)
     """eth_getLogs range bounds: the range halves on "too many results"/timeouts and grows on success."""
     max_logs_per_batch: int = Field(default=10_000, ge=100)
@@ -81,7 +82,8 @@ class KeeperSettings(BaseSettings):
     port: int = Field(default=8403, ge=0, le=65535)
     """Port of the HTTP server (0 picks a free one)."""
     facilitator: bool = True
-    """Mount the x402 facilitator under /x402 (needs a relayer key; skipped with a warning without one)."""
+    """Mount the x402 facilitator at the root (/verify, /settle, ...; needs a relayer key; skipped with a
+    warning without one)."""
 
     # --- keys (never logged) -------------------------------------------------------------------
     relayer_key: SecretStr | None = None
@@ -113,6 +115,7 @@ class KeeperSettings(BaseSettings):
 
     # --- logs ---------------------------------------------------------------------------------
     log_level: str = "INFO"
+    """DEBUG, INFO, WARNING or ERROR."""
     log_json: bool = True
     """JSON lines on stderr (one object per line); false for plain text."""
 
