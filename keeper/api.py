@@ -16,6 +16,7 @@ decimal strings in atomic units (they do not fit JSON numbers); addresses are ch
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime
 from typing import Any, Callable
@@ -327,16 +328,26 @@ class Telemetry(Metrics):
     """Prometheus metrics on a private registry (no global state). `intents` is the facilitator's
     keeper.intents.IntentStore (settlement counts), `role` the keeper's leader state."""
 
-    def __init__(self, health: Health, intents: Any | None = None, role: Any | None = None):
+    def __init__(self, health: Health, intents: Any | None = None, role: Any | None = None,
+                 store: Store | None = None):
         self.registry = CollectorRegistry()
         self.health = health
         self.intents = intents
         self.role = role or SoleKeeper()
+        self.store = store
         r = self.registry
-        Gauge("keeper_indexed_block", "Last block whose logs are stored", registry=r).set_function(
-            lambda: health.indexed or 0)
-        Gauge("keeper_head_block", "Chain head seen by the indexer", registry=r).set_function(lambda: health.head or 0)
-        Gauge("keeper_lag_blocks", "Head minus indexed block", registry=r).set_function(lambda: health.lag or 0)
+
+        def known(value: int | None) -> float:  # not known yet: NaN, never a healthy-looking 0
+            return math.nan if value is None else float(value)
+
+        Gauge("keeper_indexed_block", "Last block whose logs are stored (NaN: none yet)", registry=r).set_function(
+            lambda: known(health.indexed))
+        Gauge("keeper_head_block", "Chain head seen by the indexer (NaN: not seen yet)", registry=r).set_function(
+            lambda: known(health.head))
+        Gauge("keeper_lag_blocks", "Head minus indexed block (NaN: unknown)", registry=r).set_function(
+            lambda: known(health.lag))
+        Gauge("keeper_database_up", "1 while the store answers a read", registry=r).set_function(
+            lambda: 1 if self.store is None or self.store.ping() else 0)
         Gauge("keeper_rpc_up", "1 while the RPC answers", registry=r).set_function(lambda: 1 if health.rpc_ok else 0)
         self.events = Counter("keeper_events_indexed", "Events stored", registry=r)
         self.rate = Gauge("keeper_events_per_second", "Events stored per second over the last batches", registry=r)
@@ -376,8 +387,8 @@ class Telemetry(Metrics):
             return
         try:
             counts = self.intents.counts()
-        except dbapi.ERRORS:
-            return
+        except dbapi.ERRORS:  # unknown now: NaN rather than the last values
+            counts = {status: math.nan for status in ("settled", "failed", "pending")}
         for status in ("settled", "failed", "pending"):
             self.settlements.labels(status).set(counts.get(status, 0))
 
@@ -414,6 +425,9 @@ def health_report(store: Store, health: Health, role: Any | None = None) -> tupl
 def create_app(store: Store, health: Health, telemetry: Telemetry,
                mounts: list[BaseRoute] | None = None, role: Any | None = None) -> Starlette:
     role = role or telemetry.role
+    if telemetry.store is None:
+        telemetry.store = store  # keeper_database_up reads the store the API serves
+
     def guarded(fn: Callable[[Request], Any]) -> Callable[[Request], Any]:
         def endpoint(request: Request) -> JSONResponse:  # sync: Starlette runs it in its thread pool
             try:

@@ -132,3 +132,19 @@ def test_health_reads_the_store_itself(tmp_path):
     reply = client.get("/healthz")
     assert reply.status_code == 503 and reply.json()["database"] != "ok"
     assert not path.exists()  # and no empty store was created in its place
+
+
+def test_metrics_say_unknown_rather_than_zero_and_report_the_database(tmp_path):
+    path = tmp_path / "k.sqlite"
+    store = Store(path, 338)
+    store.set_cursor(Cursor(1, "0x1"))
+    health = Health()  # nothing seen yet
+    client = TestClient(create_app(store, health, Telemetry(health)))
+    text = client.get("/metrics").text
+    assert "keeper_lag_blocks NaN" in text and "keeper_head_block NaN" in text
+    assert "keeper_database_up 1.0" in text
+
+    path.unlink()
+    for leftover in tmp_path.glob("k.sqlite-*"):
+        leftover.unlink()
+    assert "keeper_database_up 0.0" in client.get("/metrics").text
