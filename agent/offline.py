@@ -246,7 +246,8 @@ class OfflinePlanner:
         if not quote.ok:
             return _report(quote)
         bps = intent.slippage_bps if intent.slippage_bps is not None else self.default_slippage_bps
-        swap = session.call("swap", {**base, "slippage_bps": bps, "deadline_seconds": self.swap_deadline_seconds})
+        swap = session.call("swap", {**base, "slippage_bps": bps, "deadline_seconds": self.swap_deadline_seconds,
+                                     "expected_out": (quote.result or {}).get("amount_out")})
         if not swap.ok and swap.code == "over_limit":
             return False, _refusal(swap)
         return _report(swap)

@@ -106,6 +106,9 @@ class Swap(ToolInput):
                               description="Max slippage in basis points (50 = 0.5%; at most 1000 = 10%).")
     deadline_seconds: int = Field(default=300, ge=10, le=1_800,
                                   description="Deadline after the latest block, seconds (at most 30 minutes).")
+    expected_out: Decimal | None = Field(default=None, gt=0, description=(
+        "amount_out of the quote_swap the user saw. The slippage bound is taken from the higher of it "
+        "and a fresh quote, so a pool moved against the user since the quote cannot widen the bound."))
 
 
 class Subscribe(ToolInput):

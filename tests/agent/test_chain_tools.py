@@ -350,3 +350,22 @@ def test_a_price_raised_after_the_call_was_budgeted_is_refused_unpaid(toolbox, s
 
     assert err.value.code == "price_changed" and err.value.details["_spent"] == 0
     assert stack.usdc.balanceOf(provider) == before
+
+
+def test_a_swap_is_bounded_by_the_quote_the_user_saw_not_a_pool_moved_since(toolbox, stack):
+    """The bound is max(fresh quote, the user's quote) minus slippage: a pool pushed against the
+    user after the quote (a sandwich's first leg) makes the swap revert instead of filling worse."""
+    from agent.tools import QuoteSwap
+
+    wcro = toolbox.token("WCRO")
+    fresh = Decimal(toolbox.quote_swap(QuoteSwap(token_in="USDC", token_out="WCRO", amount_in=Decimal(1)))["amount_out"])
+    spent_before = toolbox.get_limits(GetLimits())["spent"]
+    with pytest.raises(ToolError) as err:  # the user saw 20 % more than the pool gives now
+        toolbox.swap(Swap(token_in="USDC", token_out="WCRO", amount_in=Decimal(1), slippage_bps=100,
+                          expected_out=fresh * Decimal("1.2")))
+    assert err.value.code == "slippage_exceeded"
+    assert toolbox.get_limits(GetLimits())["spent"] == spent_before  # nothing moved
+
+    out = toolbox.swap(Swap(token_in="USDC", token_out="WCRO", amount_in=Decimal(1), slippage_bps=100,
+                            expected_out=fresh / 2))  # saw less than now: the fresh quote is the tighter bound
+    assert wcro.atomic(Decimal(out["min_out"])) == wcro.atomic(fresh) * 9_900 // 10_000

@@ -79,7 +79,7 @@ def test_swap_quotes_then_swaps_with_the_users_slippage_bound():
     answer, tb, _ = run("swap 1.5 USDC to CRO with 1% max slippage")
     assert answer.ok and tb.tools_called() == ["quote_swap", "swap"]
     assert tb.calls[1][1] == {"token_in": "USDC", "token_out": "WCRO", "amount_in": "1.5", "slippage_bps": 100,
-                              "deadline_seconds": 300}
+                              "deadline_seconds": 300, "expected_out": "15.0"}  # the quote the user saw
 
 
 def test_swap_over_the_limit_is_refused_and_explained_not_sent_for_approval():
