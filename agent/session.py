@@ -187,7 +187,8 @@ class Session:
         cost = self.toolbox.cost(name, args)
         # A bare address is paid only if the user wrote it: anyone can register a service, so being
         # some service's payee proves nothing. Paying a service by name (pay_service) pays its payee.
-        allowed = self.trusted | (self.toolbox.known_payees() if name == "pay_service" else set())
+        by_service = name == "pay_service" or (name == "request_approval" and getattr(args, "service", None))
+        allowed = self.trusted | (self.toolbox.known_payees() if by_service else set())
         for recipient in cost.recipients:
             if recipient.lower() not in allowed:
                 raise ToolError("untrusted_recipient",

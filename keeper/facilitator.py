@@ -290,14 +290,27 @@ class FacilitatorBackend(Protocol):
 
     def authorization_used(self, token: str, payer: str, nonce: bytes) -> bool: ...
 
-    def authorization_use(self, token: str, payer: str, nonce: bytes) -> str | None:
-        """The transaction in which the token reported (payer, nonce) used (its AuthorizationUsed
-        log, within the last AUTHORIZATION_LOOKBACK blocks), else None."""
+    def authorization_use(self, token: str, payer: str, nonce: bytes, payee: str, value: int) -> str | None:
+        """The transaction that used (payer, nonce) AND moved exactly `value` of `token` from payer
+        to `payee` — this authorization, not another one of the payer's under the same nonce — within
+        the last AUTHORIZATION_LOOKBACK blocks; None if there is none. RPC errors propagate."""
         ...
 
 
 AUTHORIZATION_LOOKBACK = 20_000
 """Blocks searched for an authorization's use (~30 h on Cronos): authorizations live minutes."""
+LOOKBACK_STEP = 2_000
+"""Blocks per eth_getLogs call of that search (public Cronos RPCs refuse wider ranges)."""
+_AUTHORIZATION_USED = "0x" + keccak(b"AuthorizationUsed(address,bytes32)").hex()
+_TRANSFER = "0x" + keccak(b"Transfer(address,address,uint256)").hex()
+
+
+def _hex(value: Any) -> str:
+    return (value if isinstance(value, str) else "0x" + bytes(value).hex()).lower()
+
+
+def _word_of(address: str) -> str:
+    return "0x" + "00" * 12 + address.lower().removeprefix("0x")
 
 _SENDER_LOCKS: dict[str, threading.Lock] = {}
 _SENDER_LOCKS_GUARD = threading.Lock()
@@ -382,17 +395,27 @@ class Web3Backend:
     def authorization_used(self, token: str, payer: str, nonce: bytes) -> bool:
         return bool(self._token(token).functions.authorizationState(to_checksum_address(payer), nonce).call())
 
-    def authorization_use(self, token: str, payer: str, nonce: bytes) -> str | None:
+    def authorization_use(self, token: str, payer: str, nonce: bytes, payee: str, value: int) -> str | None:
+        address = to_checksum_address(token)
         head = int(self._w3.eth.block_number)
-        topic = "0x" + keccak(b"AuthorizationUsed(address,bytes32)").hex()
-        found = self._w3.eth.get_logs({
-            "address": to_checksum_address(token), "fromBlock": max(0, head - AUTHORIZATION_LOOKBACK),
-            "toBlock": head, "topics": [topic, "0x" + "00" * 12 + payer.lower().removeprefix("0x"),
-                                        "0x" + nonce.hex()]})
-        if not found:
+        floor = max(0, head - AUTHORIZATION_LOOKBACK)
+        tx = None
+        hi = head
+        while hi >= floor and tx is None:  # newest first, in ranges a public RPC accepts
+            lo = max(floor, hi - LOOKBACK_STEP + 1)
+            found = self._w3.eth.get_logs({"address": address, "fromBlock": lo, "toBlock": hi,
+                                           "topics": [_AUTHORIZATION_USED, _word_of(payer), "0x" + nonce.hex()]})
+            if found:
+                tx = _hex(found[0]["transactionHash"])
+            hi = lo - 1
+        if tx is None:
             return None
-        tx = found[0]["transactionHash"]
-        return tx if isinstance(tx, str) else "0x" + bytes(tx).hex()
+        for entry in self._w3.eth.get_transaction_receipt(tx)["logs"]:
+            topics = [_hex(t) for t in entry["topics"]]
+            if (entry["address"].lower() == token.lower() and topics[:3] == [_TRANSFER, _word_of(payer), _word_of(payee)]
+                    and int(_hex(entry["data"]), 16) == value):
+                return tx
+        return None  # the payer's nonce went to some other authorization (e.g. to themselves)
 
     def _calldata(self, call: SettlementCall) -> tuple[str, str]:
         m = call.message
@@ -734,12 +757,17 @@ def reconcile_intent(backend: FacilitatorBackend, store: IntentStore, intent: In
         return store.finish(key, Status.FAILED, error=NONCE_USED if used else "settlement_not_broadcast", holding=None)
     tx_hash = intent.tx_hash
     receipt = backend.wait(tx_hash, 0)
-    if receipt is None and backend.superseded(tx_hash, intent.raw_tx):
+    try:
+        superseded = receipt is None and backend.superseded(tx_hash, intent.raw_tx)
+    except Exception as exc:  # noqa: BLE001 - cannot tell now: treated as still in flight
+        log.warning("settle %s: cannot check the relayer nonce (%s)", key.nonce, exc)
+        superseded = False
+    if superseded:
         log.warning("settle %s: transaction %s lost its relayer nonce to another one: sending again", key.nonce, tx_hash)
         try:  # safe: the token lets the authorization move money once, whichever transaction carries it
             tx_hash = backend.resend(intent.raw_tx, lambda h, raw: store.replace_tx(key, intent.tx_hash, h, raw))
         except SimulationReverted as exc:  # expired meanwhile, or used by someone else: closed by the chain
-            return close_failed(backend, store, key, None, reason_for_revert(str(exc)))
+            return close_failed(backend, store, key, intent.tx_hash, reason_for_revert(str(exc)))
         except Exception as exc:  # noqa: BLE001 - RPC trouble or a concurrent change: still pending, next pass
             log.warning("settle %s: sending again failed (%s): pending", key.nonce, exc)
             return store.get(key) or intent
@@ -762,16 +790,16 @@ def close_failed(backend: FacilitatorBackend, store: IntentStore, key: IntentKey
     so the intent is settled by that transaction. Otherwise it failed with `reason`."""
     nonce = bytes.fromhex(key.nonce[2:])
     holding: Any = tx_hash if tx_hash is not None else ANY_TX
+    intent = store.get(key)
     try:
         used = backend.authorization_used(key.token, key.payer, nonce)
-    except Exception:  # noqa: BLE001 - unknown: decided on the next reconcile
-        return store.get(key) or store.finish(key, Status.FAILED, error=reason, holding=holding)
+        other = (backend.authorization_use(key.token, key.payer, nonce, intent.payee, intent.value)
+                 if used and intent is not None else None)
+    except Exception as exc:  # noqa: BLE001 - unknown now: still pending, the next reconcile decides
+        log.warning("settle %s: cannot tell how the authorization was used (%s): pending", key.nonce, exc)
+        return intent or store.finish(key, Status.FAILED, error=reason, holding=holding)
     if not used:
         return store.finish(key, Status.FAILED, error=reason, holding=holding)
-    try:
-        other = backend.authorization_use(key.token, key.payer, nonce)
-    except Exception:  # noqa: BLE001
-        other = None
     if other is not None and other != tx_hash:
         log.warning("settle %s: settled by another relayer's transaction %s (ours: %s)", key.nonce, other, tx_hash)
         return store.finish(key, Status.SETTLED, tx_hash=other, holding=holding)

@@ -283,7 +283,9 @@ class ChainIdentity:
         if chain_id != self.chain_id:
             raise WrongChain(f"{rpc.url} is chain id {chain_id}, the {self.name} manifest is for {self.chain_id}")
         genesis = rpc.call("eth_getBlockByNumber", ["0x0", False])
-        got = str((genesis or {}).get("hash", "")).lower().removeprefix("0x")
+        if not isinstance(genesis, dict) or not genesis.get("hash"):  # a pruned / syncing node: unknown, not wrong
+            raise RpcUnavailable(f"{rpc.url} did not return the genesis block")
+        got = str(genesis["hash"]).lower().removeprefix("0x")
         if got != self.genesis_hash.lower().removeprefix("0x"):
             raise WrongChain(f"{rpc.url} is not the chain the {self.name} manifest was deployed on (genesis differs)"
                              + self.hint)

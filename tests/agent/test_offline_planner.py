@@ -220,3 +220,8 @@ def test_a_declined_action_ends_the_request_no_smaller_retry_runs():
     assert len(asked) == 1 and session.ledger.spent == 0
     session.begin("what's my balance")  # the next request runs again
     assert session.call("get_balances", {}).ok
+
+
+def test_an_owner_approval_for_a_named_service_goes_to_its_registered_payee():
+    answer, tb, _ = run("ask the owner to approve 3 USDC to weather-feed")
+    assert answer.ok and tb.tools_called()[-1] == "request_approval"

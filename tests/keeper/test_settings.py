@@ -60,3 +60,21 @@ def test_plain_text_logs_keep_the_fields_that_say_why():
     record.reason = "the RPC serves another chain"
     line = TextFormatter().format(record)
     assert line.endswith('keeper cannot start reason="the RPC serves another chain"')
+
+
+def test_a_node_without_its_genesis_block_is_unknown_not_another_chain():
+    from keeper.indexer import ChainIdentity, RpcUnavailable, WrongChain
+
+    class PrunedNode:
+        url = "http://pruned.test"
+
+        def call(self, method, params=None):
+            return {"eth_chainId": "0x152", "eth_getBlockByNumber": None}[method]
+
+    identity = ChainIdentity(338, "0x" + "ab" * 32)
+    with pytest.raises(RpcUnavailable):
+        identity.check(PrunedNode())
+    PrunedNode.call = lambda self, method, params=None: {"eth_chainId": "0x152",
+                                                        "eth_getBlockByNumber": {"hash": "0x" + "cd" * 32}}[method]
+    with pytest.raises(WrongChain, match="genesis differs"):
+        identity.check(PrunedNode())

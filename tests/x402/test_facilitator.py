@@ -455,3 +455,47 @@ def test_a_cancelled_authorization_fails_as_used_not_settled(w3, facilitator, re
 
     assert closed.status is Status.FAILED and closed.error == "invalid_exact_evm_nonce_already_used"
     assert funded_usdc.balanceOf(payer) == 100 * 10**6
+
+
+def test_a_nonce_the_payer_spent_on_another_authorization_is_not_taken_as_payment(w3, facilitator, relayer_key,
+                                                                                  sign, requirements, funded_usdc,
+                                                                                  payer, provider, accounts):
+    """The payer signs our payment and, under the same nonce, a transfer to themselves that they get
+    mined first: the nonce is used, but not by this authorization — failed, never settled."""
+    payload = sign(requirements)
+    payment = Payment.from_v2(payload, requirements)
+    nonce = bytes.fromhex(payment.nonce[2:])
+    decoy = sign(requirements, to=payer.address, value=0, nonce=nonce).payload
+    before = funded_usdc.balanceOf(provider)
+    intent = stranded_settlement(w3, facilitator, relayer_key, payment, take_nonce=False)
+    a, sig = decoy.authorization, bytes.fromhex(decoy.signature[2:])
+    funded_usdc.transferWithAuthorization(a.from_, a.to, int(a.value), int(a.valid_after), int(a.valid_before),
+                                          nonce, sig[64], sig[:32], sig[32:64], sender=accounts[9])
+    w3.eth.send_raw_transaction(intent.raw_tx)
+    assert w3.eth.wait_for_transaction_receipt(intent.tx_hash)["status"] == 0
+
+    closed = facilitator.reconcile(intent, timeout=10)
+
+    assert closed.status is Status.FAILED and closed.error == "invalid_exact_evm_nonce_already_used"
+    assert funded_usdc.balanceOf(provider) == before  # nothing was paid
+
+
+def test_a_lookup_that_fails_leaves_the_payment_pending_not_failed(w3, facilitator, relayer_key, sign, requirements,
+                                                                  funded_usdc, provider, monkeypatch):
+    from keeper.facilitator import Web3Backend
+    from paygent.localchain import test_key as key_of
+
+    payment = Payment.from_v2(sign(requirements), requirements)
+    intent = stranded_settlement(w3, facilitator, relayer_key, payment, take_nonce=False)
+    theirs = Web3Backend(w3, key_of(8)).resend(intent.raw_tx, lambda _h, _raw: True)
+    w3.eth.send_raw_transaction(intent.raw_tx)
+    assert w3.eth.wait_for_transaction_receipt(intent.tx_hash)["status"] == 0
+
+    def refused(*_args):
+        raise ValueError("query returned more than 10000 results")  # what public RPCs answer
+
+    with monkeypatch.context() as patch:
+        patch.setattr(facilitator.backend, "authorization_use", refused)
+        assert facilitator.reconcile(intent).status is Status.PENDING  # unknown: not decided
+    closed = facilitator.reconcile(facilitator.store.get(intent.key))
+    assert closed.status is Status.SETTLED and closed.tx_hash == theirs
