@@ -290,15 +290,21 @@ class FacilitatorBackend(Protocol):
 
     def authorization_used(self, token: str, payer: str, nonce: bytes) -> bool: ...
 
-    def authorization_use(self, token: str, payer: str, nonce: bytes, payee: str, value: int) -> str | None:
-        """The transaction that used (payer, nonce) AND moved exactly `value` of `token` from payer
-        to `payee` — this authorization, not another one of the payer's under the same nonce — within
-        the last AUTHORIZATION_LOOKBACK blocks; None if there is none. RPC errors propagate."""
+    def authorization_use(self, token: str, payer: str, nonce: bytes, payee: str, value: int,
+                          service_id: int | None = None) -> str | None:
+        """The transaction in which THIS authorization moved the money: the token's
+        AuthorizationUsed(payer, nonce) log directly followed by its Transfer(payer -> payee, value)
+        (FiatToken emits them in that order for one authorization), and for a router payment
+        (`service_id`) the router's PaymentMade for that service, payer and amount in the same
+        transaction — within the last AUTHORIZATION_LOOKBACK blocks; None if there is none. RPC
+        errors propagate."""
         ...
 
 
 AUTHORIZATION_LOOKBACK = 20_000
 """Blocks searched for an authorization's use (~30 h on Cronos): authorizations live minutes."""
+USE_LOOKUP_GRACE = 120.0
+"""Seconds a used-but-not-found authorization stays pending before it is closed as used elsewhere."""
 LOOKBACK_STEP = 2_000
 """Blocks per eth_getLogs call of that search (public Cronos RPCs refuse wider ranges)."""
 _AUTHORIZATION_USED = "0x" + keccak(b"AuthorizationUsed(address,bytes32)").hex()
@@ -395,27 +401,49 @@ class Web3Backend:
     def authorization_used(self, token: str, payer: str, nonce: bytes) -> bool:
         return bool(self._token(token).functions.authorizationState(to_checksum_address(payer), nonce).call())
 
-    def authorization_use(self, token: str, payer: str, nonce: bytes, payee: str, value: int) -> str | None:
+    def authorization_use(self, token: str, payer: str, nonce: bytes, payee: str, value: int,
+                          service_id: int | None = None) -> str | None:
         address = to_checksum_address(token)
         head = int(self._w3.eth.block_number)
         floor = max(0, head - AUTHORIZATION_LOOKBACK)
-        tx = None
+        used = None
         hi = head
-        while hi >= floor and tx is None:  # newest first, in ranges a public RPC accepts
+        while hi >= floor and used is None:  # newest first, in ranges a public RPC accepts
             lo = max(floor, hi - LOOKBACK_STEP + 1)
             found = self._w3.eth.get_logs({"address": address, "fromBlock": lo, "toBlock": hi,
                                            "topics": [_AUTHORIZATION_USED, _word_of(payer), "0x" + nonce.hex()]})
             if found:
-                tx = _hex(found[0]["transactionHash"])
+                used = found[0]
             hi = lo - 1
-        if tx is None:
+        if used is None:
             return None
-        for entry in self._w3.eth.get_transaction_receipt(tx)["logs"]:
+        tx = _hex(used["transactionHash"])
+        logs = {int(e["logIndex"]): e for e in self._w3.eth.get_transaction_receipt(tx)["logs"]}
+        transfer = logs.get(int(used["logIndex"]) + 1)  # the Transfer of THIS authorization
+        if transfer is None or transfer["address"].lower() != token.lower():
+            return None
+        if ([_hex(t) for t in transfer["topics"]][:3] != [_TRANSFER, _word_of(payer), _word_of(payee)]
+                or int(_hex(transfer["data"]), 16) != value):
+            return None  # the payer's nonce went to some other authorization (e.g. to themselves)
+        if service_id is not None and not self._router_paid(logs.values(), service_id, payer, value):
+            return None  # paid to the router's address, but not through it for that service
+        return tx
+
+    def _router_paid(self, logs: Any, service_id: int, payer: str, value: int) -> bool:
+        if self.router is None or self._router_abi is None:
+            return False
+        event = next(i for i in self._router_abi if i.get("type") == "event" and i["name"] == "PaymentMade")
+        topic = "0x" + keccak(f"PaymentMade({','.join(i['type'] for i in event['inputs'])})".encode()).hex()
+        data_fields = [i["name"] for i in event["inputs"] if not i.get("indexed")]
+        at = data_fields.index("amount")
+        for entry in logs:
             topics = [_hex(t) for t in entry["topics"]]
-            if (entry["address"].lower() == token.lower() and topics[:3] == [_TRANSFER, _word_of(payer), _word_of(payee)]
-                    and int(_hex(entry["data"]), 16) == value):
-                return tx
-        return None  # the payer's nonce went to some other authorization (e.g. to themselves)
+            data = _hex(entry["data"])[2:]
+            if (entry["address"].lower() == self.router.lower() and topics[:1] == [topic]
+                    and topics[2:4] == ["0x%064x" % service_id, _word_of(payer)]
+                    and int(data[64 * at:64 * at + 64], 16) == value):
+                return True
+        return False
 
     def _calldata(self, call: SettlementCall) -> tuple[str, str]:
         m = call.message
@@ -793,7 +821,8 @@ def close_failed(backend: FacilitatorBackend, store: IntentStore, key: IntentKey
     intent = store.get(key)
     try:
         used = backend.authorization_used(key.token, key.payer, nonce)
-        other = (backend.authorization_use(key.token, key.payer, nonce, intent.payee, intent.value)
+        other = (backend.authorization_use(key.token, key.payer, nonce, intent.payee, intent.value,
+                                           intent.service_id if intent.kind == AuthorizationKind.RECEIVE.value else None)
                  if used and intent is not None else None)
     except Exception as exc:  # noqa: BLE001 - unknown now: still pending, the next reconcile decides
         log.warning("settle %s: cannot tell how the authorization was used (%s): pending", key.nonce, exc)
@@ -803,6 +832,8 @@ def close_failed(backend: FacilitatorBackend, store: IntentStore, key: IntentKey
     if other is not None and other != tx_hash:
         log.warning("settle %s: settled by another relayer's transaction %s (ours: %s)", key.nonce, other, tx_hash)
         return store.finish(key, Status.SETTLED, tx_hash=other, holding=holding)
+    if intent is not None and time.time() - intent.updated_at < USE_LOOKUP_GRACE:
+        return intent  # used, but its use not found yet: a lagging node's logs get the benefit of the doubt
     return store.finish(key, Status.FAILED, error=NONCE_USED, holding=holding)
 
 # ------------------------------------------------------------------------------------------------

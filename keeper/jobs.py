@@ -274,7 +274,7 @@ def renew_subscriptions(ctx: JobContext) -> int:
     """Settle pre-authorized renewals of subscriptions that are about to expire."""
     if ctx.relayer is None or ctx.intents is None:
         return 0
-    from keeper.facilitator import SettlementCall, SimulationReverted, Web3Backend, reconcile_intent
+    from keeper.facilitator import SettlementCall, SimulationReverted, Web3Backend, close_failed, reconcile_intent
     from keeper.intents import Intent, IntentKey, Status
     from paygent.eip3009 import AuthorizationKind, AuthorizationMessage
 
@@ -340,10 +340,13 @@ def renew_subscriptions(ctx: JobContext) -> int:
         receipt = ctx.backend.wait(tx_hash, 30)
         if receipt is None:
             continue
-        status = Status.SETTLED if receipt.succeeded else Status.FAILED
-        ctx.intents.finish(key, status, tx_hash=tx_hash)
-        ctx.store.set_renewal(r["subscriber"], r["nonce"], status.value, tx_hash=tx_hash)
-        done += status is Status.SETTLED
+        closed = (ctx.intents.finish(key, Status.SETTLED, tx_hash=tx_hash) if receipt.succeeded
+                  else close_failed(ctx.backend, ctx.intents, key, tx_hash))  # front-run copies count as paid
+        if closed.status is Status.PENDING:
+            continue
+        ctx.store.set_renewal(r["subscriber"], r["nonce"], closed.status.value, tx_hash=closed.tx_hash,
+                              error=closed.error)
+        done += closed.status is Status.SETTLED
     if trouble is not None:  # counted as a failed run; the renewals left waiting are tried next run
         raise RuntimeError(f"renewals not sent this run ({done} settled): {trouble}") from trouble
     return done

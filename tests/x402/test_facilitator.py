@@ -437,7 +437,7 @@ def test_a_settlement_front_run_by_another_relayer_is_settled_by_that_transactio
 
 
 def test_a_cancelled_authorization_fails_as_used_not_settled(w3, facilitator, relayer_key, sign, requirements,
-                                                             funded_usdc, payer, payer_key, domain):
+                                                             funded_usdc, payer, payer_key, domain, monkeypatch):
     from eth_hash.auto import keccak
 
     payment = Payment.from_v2(sign(requirements), requirements)
@@ -451,7 +451,11 @@ def test_a_cancelled_authorization_fails_as_used_not_settled(w3, facilitator, re
     w3.eth.send_raw_transaction(intent.raw_tx)
     assert w3.eth.wait_for_transaction_receipt(intent.tx_hash)["status"] == 0
 
-    closed = facilitator.reconcile(intent, timeout=10)
+    # Used, but not by a transaction that paid as signed: pending for a grace period (a lagging
+    # node's logs), then failed as used.
+    assert facilitator.reconcile(intent, timeout=10).status is Status.PENDING
+    monkeypatch.setattr("keeper.facilitator.USE_LOOKUP_GRACE", 0.0)
+    closed = facilitator.reconcile(facilitator.store.get(intent.key), timeout=10)
 
     assert closed.status is Status.FAILED and closed.error == "invalid_exact_evm_nonce_already_used"
     assert funded_usdc.balanceOf(payer) == 100 * 10**6
@@ -459,7 +463,8 @@ def test_a_cancelled_authorization_fails_as_used_not_settled(w3, facilitator, re
 
 def test_a_nonce_the_payer_spent_on_another_authorization_is_not_taken_as_payment(w3, facilitator, relayer_key,
                                                                                   sign, requirements, funded_usdc,
-                                                                                  payer, provider, accounts):
+                                                                                  payer, provider, accounts,
+                                                                                  monkeypatch):
     """The payer signs our payment and, under the same nonce, a transfer to themselves that they get
     mined first: the nonce is used, but not by this authorization — failed, never settled."""
     payload = sign(requirements)
@@ -473,6 +478,7 @@ def test_a_nonce_the_payer_spent_on_another_authorization_is_not_taken_as_paymen
                                           nonce, sig[64], sig[:32], sig[32:64], sender=accounts[9])
     w3.eth.send_raw_transaction(intent.raw_tx)
     assert w3.eth.wait_for_transaction_receipt(intent.tx_hash)["status"] == 0
+    monkeypatch.setattr("keeper.facilitator.USE_LOOKUP_GRACE", 0.0)
 
     closed = facilitator.reconcile(intent, timeout=10)
 
@@ -499,3 +505,39 @@ def test_a_lookup_that_fails_leaves_the_payment_pending_not_failed(w3, facilitat
         assert facilitator.reconcile(intent).status is Status.PENDING  # unknown: not decided
     closed = facilitator.reconcile(facilitator.store.get(intent.key))
     assert closed.status is Status.SETTLED and closed.tx_hash == theirs
+
+
+def test_one_decoy_and_one_real_payment_in_one_transaction_pay_only_the_real_one(w3, facilitator, relayer_key,
+                                                                                 sign, requirements, funded_usdc,
+                                                                                 payer, provider, project, owner,
+                                                                                 monkeypatch):
+    """The payer front-runs two of our settlements with one multicall: under nonce N1 a transfer to
+    themselves, under N2 the real payment. N2 is paid; N1 is not, though a Transfer to the seller of
+    the same value sits in the same transaction."""
+    multicall = owner.deploy(project.Multicall3)
+    first = Payment.from_v2(sign(requirements), requirements)
+    second = Payment.from_v2(sign(requirements), requirements)
+    n1, n2 = (bytes.fromhex(p.nonce[2:]) for p in (first, second))
+    decoy = sign(requirements, to=payer.address, value=0, nonce=n1).payload
+    stuck = [stranded_settlement(w3, facilitator, relayer_key, p, take_nonce=False) for p in (first, second)]
+    before = funded_usdc.balanceOf(provider)
+
+    def call(payload, nonce):
+        a, sig = payload.authorization, bytes.fromhex(payload.signature[2:])
+        return (funded_usdc.address, bytes(funded_usdc.transferWithAuthorization.encode_input(
+            a.from_, a.to, int(a.value), int(a.valid_after), int(a.valid_before), nonce, sig[64], sig[:32],
+            sig[32:64])))
+
+    real = second.payload  # the genuine authorization of the second payment
+    multicall.aggregate([call(decoy, n1), call(real, n2)], sender=owner)
+    monkeypatch.setattr("keeper.facilitator.USE_LOOKUP_GRACE", 0.0)
+
+    # Our two stranded transactions share a relayer nonce (each was dropped): reconcile sends one
+    # again (it reverts: used), and the other once its nonce is gone (it would revert: used).
+    for _ in range(3):
+        results = [facilitator.reconcile(facilitator.store.get(i.key), timeout=5) for i in stuck]
+        if all(r.status is not Status.PENDING for r in results):
+            break
+
+    assert [r.status for r in results] == [Status.FAILED, Status.SETTLED]
+    assert funded_usdc.balanceOf(provider) == before + PRICE

@@ -77,3 +77,41 @@ def test_router_payment_with_a_random_nonce_is_refused(setup, chain):
     facilitator, requirements, domain, _service_id, _price = setup
     p = payment(requirements, domain, chain, b"\x42" * 32)
     assert facilitator.verify(p).reason == "nonce_not_bound_to_service"
+
+
+def test_a_router_payment_sent_around_the_router_is_not_taken_as_settled(setup, stack, chain, payer, monkeypatch):
+    """The payer spends the service-bound nonce on a plain TransferWithAuthorization to the router's
+    address: the same Transfer as a settlement, but the service was never paid (no PaymentMade)."""
+    from keeper.intents import Status
+    from paygent.localchain import test_key
+
+    facilitator, requirements, domain, service_id, price = setup
+    w3 = chain.provider.web3
+    nonce = service_nonce(service_id)
+    p = payment(requirements, domain, chain, nonce)
+    facilitator.receipt_timeout = 0.2
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        assert facilitator.settle(p).status is Status.PENDING
+        intent = facilitator.store.get(p.key)
+        w3.provider.make_request("anvil_dropTransaction", [intent.tx_hash])
+        around = LocalSigner(test_key(PAYER)).authorize(domain, AuthorizationKind.TRANSFER, stack.router.address,
+                                                        price, 300, now=chain.pending_timestamp, nonce=nonce)
+        m, sig = around.message, around.signature
+        data = stack.usdc.transferWithAuthorization.encode_input(m.from_, m.to, m.value, m.valid_after,
+                                                                 m.valid_before, m.nonce, sig[64], sig[:32], sig[32:64])
+        w3.eth.send_transaction({"from": w3.eth.accounts[9], "to": stack.usdc.address, "data": bytes(data),
+                                 "gas": 200_000})
+        w3.provider.make_request("evm_mine", [])
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+    monkeypatch.setattr("keeper.facilitator.USE_LOOKUP_GRACE", 0.0)
+
+    closed = facilitator.reconcile(intent, timeout=10)
+    for _ in range(2):
+        if closed.status is not Status.PENDING:
+            break
+        closed = facilitator.reconcile(facilitator.store.get(p.key), timeout=10)
+
+    assert closed.status is Status.FAILED and closed.error == "invalid_exact_evm_nonce_already_used"
+    assert tuple(stack.router.serviceStats(service_id))[1] == 0  # the service was never paid
