@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from eth_hash.auto import keccak
-from eth_utils import function_abi_to_4byte_selector, to_checksum_address
+from eth_utils import event_abi_to_log_topic, function_abi_to_4byte_selector, to_checksum_address
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from starlette.applications import Starlette
@@ -307,8 +307,11 @@ USE_LOOKUP_GRACE = 120.0
 """Seconds a used-but-not-found authorization stays pending before it is closed as used elsewhere."""
 LOOKBACK_STEP = 2_000
 """Blocks per eth_getLogs call of that search (public Cronos RPCs refuse wider ranges)."""
-_AUTHORIZATION_USED = "0x" + keccak(b"AuthorizationUsed(address,bytes32)").hex()
-_TRANSFER = "0x" + keccak(b"Transfer(address,address,uint256)").hex()
+
+
+def _topic(abi: list[dict[str, Any]], name: str) -> str:
+    """topic0 of event `name` of a compiled ABI."""
+    return "0x" + event_abi_to_log_topic(next(e for e in abi if e.get("type") == "event" and e["name"] == name)).hex()
 
 
 def _hex(value: Any) -> str:
@@ -361,6 +364,14 @@ class Web3Backend:
         self._selectors = {fn["name"]: function_abi_to_4byte_selector(fn) for fn in self._token_abi
                            if fn.get("type") == "function" and fn["name"] in ("balanceOf", "authorizationState")}
         self._send_lock = sender_lock(self.relayer)
+        # What authorization_use looks for, from the artifacts: the token's two events, the router's
+        # PaymentMade and the data word that holds its amount.
+        self._used_topic = _topic(self._token_abi, "AuthorizationUsed")
+        self._transfer_topic = _topic(self._token_abi, "Transfer")
+        if self._router_abi is not None:
+            paid = next(e for e in self._router_abi if e.get("type") == "event" and e["name"] == "PaymentMade")
+            self._paid_topic = _topic(self._router_abi, "PaymentMade")
+            self._paid_amount_word = [i["name"] for i in paid["inputs"] if not i.get("indexed")].index("amount")
         self._poll = poll_latency
         self._gas_price: tuple[float, int] | None = None
 
@@ -411,7 +422,7 @@ class Web3Backend:
         while hi >= floor and used is None:  # newest first, in ranges a public RPC accepts
             lo = max(floor, hi - LOOKBACK_STEP + 1)
             found = self._w3.eth.get_logs({"address": address, "fromBlock": lo, "toBlock": hi,
-                                           "topics": [_AUTHORIZATION_USED, _word_of(payer), "0x" + nonce.hex()]})
+                                           "topics": [self._used_topic, _word_of(payer), "0x" + nonce.hex()]})
             if found:
                 used = found[0]
             hi = lo - 1
@@ -422,7 +433,7 @@ class Web3Backend:
         transfer = logs.get(int(used["logIndex"]) + 1)  # the Transfer of THIS authorization
         if transfer is None or transfer["address"].lower() != token.lower():
             return None
-        if ([_hex(t) for t in transfer["topics"]][:3] != [_TRANSFER, _word_of(payer), _word_of(payee)]
+        if ([_hex(t) for t in transfer["topics"]][:3] != [self._transfer_topic, _word_of(payer), _word_of(payee)]
                 or int(_hex(transfer["data"]), 16) != value):
             return None  # the payer's nonce went to some other authorization (e.g. to themselves)
         if service_id is not None and not self._router_paid(logs.values(), service_id, payer, value):
@@ -432,14 +443,11 @@ class Web3Backend:
     def _router_paid(self, logs: Any, service_id: int, payer: str, value: int) -> bool:
         if self.router is None or self._router_abi is None:
             return False
-        event = next(i for i in self._router_abi if i.get("type") == "event" and i["name"] == "PaymentMade")
-        topic = "0x" + keccak(f"PaymentMade({','.join(i['type'] for i in event['inputs'])})".encode()).hex()
-        data_fields = [i["name"] for i in event["inputs"] if not i.get("indexed")]
-        at = data_fields.index("amount")
+        at = self._paid_amount_word
         for entry in logs:
             topics = [_hex(t) for t in entry["topics"]]
             data = _hex(entry["data"])[2:]
-            if (entry["address"].lower() == self.router.lower() and topics[:1] == [topic]
+            if (entry["address"].lower() == self.router.lower() and topics[:1] == [self._paid_topic]
                     and topics[2:4] == ["0x%064x" % service_id, _word_of(payer)]
                     and int(data[64 * at:64 * at + 64], 16) == value):
                 return True
@@ -707,13 +715,7 @@ class Facilitator:
         except Exception as exc:  # noqa: BLE001 - RPC trouble after broadcast: unknown, not failed
             log.warning("settle %s: receipt of %s unknown (%s): pending", p.nonce, tx_hash, exc)
             receipt = None
-        if receipt is None:
-            stored = self.store.get(key)
-            assert stored is not None
-            return self._result(stored, p)
-        if receipt.succeeded:
-            return self._result(self.store.finish(key, Status.SETTLED, tx_hash=tx_hash), p)
-        return self._result(close_failed(self.backend, self.store, key, tx_hash), p)
+        return self._result(close_by_receipt(self.backend, self.store, key, tx_hash, receipt), p)
 
     def _existing(self, intent: Intent, p: Payment) -> Settlement:
         """A settle of an authorization we already hold an intent for."""
@@ -803,8 +805,17 @@ def reconcile_intent(backend: FacilitatorBackend, store: IntentStore, intent: In
         backend.rebroadcast(intent.raw_tx)
     if receipt is None:
         receipt = backend.wait(tx_hash, timeout)
+    return close_by_receipt(backend, store, key, tx_hash, receipt)
+
+
+def close_by_receipt(backend: FacilitatorBackend, store: IntentStore, key: IntentKey, tx_hash: str,
+                     receipt: Receipt | None) -> Intent:
+    """The intent as `tx_hash`'s receipt decides it: still pending without one, settled if it
+    succeeded, else as close_failed decides (a copy relayed first may have paid it)."""
     if receipt is None:
-        return store.get(key) or intent
+        stored = store.get(key)
+        assert stored is not None
+        return stored
     if receipt.succeeded:
         return store.finish(key, Status.SETTLED, tx_hash=tx_hash)
     return close_failed(backend, store, key, tx_hash)

@@ -274,7 +274,7 @@ def renew_subscriptions(ctx: JobContext) -> int:
     """Settle pre-authorized renewals of subscriptions that are about to expire."""
     if ctx.relayer is None or ctx.intents is None:
         return 0
-    from keeper.facilitator import SettlementCall, SimulationReverted, Web3Backend, close_failed, reconcile_intent
+    from keeper.facilitator import SettlementCall, SimulationReverted, Web3Backend, close_by_receipt, reconcile_intent
     from keeper.intents import Intent, IntentKey, Status
     from paygent.eip3009 import AuthorizationKind, AuthorizationMessage
 
@@ -337,11 +337,7 @@ def renew_subscriptions(ctx: JobContext) -> int:
                         extra={"subscriber": r["subscriber"], "nonce": r["nonce"], "error": str(exc)[:200]})
             trouble = exc
             continue
-        receipt = ctx.backend.wait(tx_hash, 30)
-        if receipt is None:
-            continue
-        closed = (ctx.intents.finish(key, Status.SETTLED, tx_hash=tx_hash) if receipt.succeeded
-                  else close_failed(ctx.backend, ctx.intents, key, tx_hash))  # front-run copies count as paid
+        closed = close_by_receipt(ctx.backend, ctx.intents, key, tx_hash, ctx.backend.wait(tx_hash, 30))
         if closed.status is Status.PENDING:
             continue
         ctx.store.set_renewal(r["subscriber"], r["nonce"], closed.status.value, tx_hash=closed.tx_hash,
