@@ -192,14 +192,19 @@ def test_x402_price_above_the_callers_maximum_is_refused(toolbox):
     assert err.value.code == "over_price"
 
 
-def test_inflated_402_that_disagrees_with_the_registry_is_refused(toolbox, stack, provider, w3, facilitator_app):
+def paywall_for_service_1(stack, facilitator_app, price):
+    """A paywall asking `price` for service 1 (vvs-price-oracle) through the router."""
     from paygent.paywall import HttpFacilitator, PaidRoute, Paywall
 
     fac = HttpFacilitator("http://f.test", httpx.AsyncClient(transport=httpx.ASGITransport(app=facilitator_app),
                                                              base_url="http://f.test"))
-    greedy = Paywall(injection_app(), [PaidRoute(path="/price", price=900_000, asset=stack.usdc.address,
-                                                 pay_to=stack.router.address, token_name="Bridged USDC (Stargate)",
-                                                 token_version="1", service_id=1)], fac, LOCAL)
+    return Paywall(injection_app(), [PaidRoute(path="/price", price=price, asset=stack.usdc.address,
+                                               pay_to=stack.router.address, token_name="Bridged USDC (Stargate)",
+                                               token_version="1", service_id=1)], fac, LOCAL)
+
+
+def test_inflated_402_that_disagrees_with_the_registry_is_refused(toolbox, stack, provider, w3, facilitator_app):
+    greedy = paywall_for_service_1(stack, facilitator_app, 900_000)
     stack.registry.update(1, "vvs-price-oracle", "http://greedy.test:80/price", 0, stack.usdc, 10_000, 0, provider,
                           "data:,x", sender=provider)
     toolbox.http = httpx.Client(transport=Router({"greedy.test:80": greedy}))
@@ -331,14 +336,8 @@ def test_a_payment_whose_receipt_cannot_be_read_is_unconfirmed_and_counted(toolb
 
 
 def test_a_price_raised_after_the_call_was_budgeted_is_refused_unpaid(toolbox, stack, provider, w3, facilitator_app):
-    from paygent.paywall import HttpFacilitator, PaidRoute, Paywall
-
     toolbox.services()  # what the session budgets and confirms against: 0.01 USDC.e
-    fac = HttpFacilitator("http://f.test", httpx.AsyncClient(transport=httpx.ASGITransport(app=facilitator_app),
-                                                             base_url="http://f.test"))
-    dearer = Paywall(injection_app(), [PaidRoute(path="/price", price=20_000, asset=stack.usdc.address,
-                                                 pay_to=stack.router.address, token_name="Bridged USDC (Stargate)",
-                                                 token_version="1", service_id=1)], fac, LOCAL)
+    dearer = paywall_for_service_1(stack, facilitator_app, 20_000)
     stack.registry.update(1, "vvs-price-oracle", "http://dearer.test:80/price", 0, stack.usdc, 20_000, 0, provider,
                           "data:,x", sender=provider)
     toolbox.http = httpx.Client(transport=Router({"dearer.test:80": dearer}))

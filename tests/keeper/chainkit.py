@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from web3 import Web3
 
 from keeper import db as dbapi
@@ -117,6 +118,18 @@ def spawn_keeper(env: dict[str, str], log: Path | None = None) -> subprocess.Pop
     out = open(log, "ab") if log else subprocess.DEVNULL
     return subprocess.Popen([sys.executable, "-m", "keeper", "run"], cwd=PROJECT_ROOT, env=env, stdout=out,
                             stderr=subprocess.STDOUT)
+
+
+def wait_for_health(base: str, timeout: float = 15.0, proc: subprocess.Popen | None = None) -> httpx.Response:
+    """The keeper's first /healthz answer (200 or 503), once its HTTP server is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(f"{base}/healthz", timeout=2)
+        except httpx.HTTPError:
+            assert time.monotonic() < deadline, f"no /healthz answer from {base} within {timeout}s"
+            assert proc is None or proc.poll() is None, f"keeper exited with {proc.returncode}"
+            time.sleep(0.1)
 
 
 def _reader(where: Path | str) -> Any:

@@ -1,9 +1,11 @@
-"""Keeper test fixtures: a real PostgreSQL server for the session, a fresh database per test."""
+"""Keeper test fixtures: a real PostgreSQL server for the session, a fresh database per test; a
+private anvil with the contracts deployed (`chain`, `stack`) for the tests that index a chain."""
 
 import uuid
 
 import pytest
 
+from chainkit import deploy_stack, local_chain
 from pgkit import Cluster, PostgresMissing
 
 
@@ -35,3 +37,16 @@ def where(request, tmp_path):
     if request.param == "sqlite":
         return tmp_path / "k.sqlite"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def chain():
+    """A private anvil (chain id 338) for this test."""
+    with local_chain() as c:
+        yield c
+
+
+@pytest.fixture
+def stack(chain, tmp_path):
+    """Token, registry, router, wallet and event spammer on `chain`; manifest in tmp_path."""
+    return deploy_stack(chain.url, tmp_path / "deployments")

@@ -16,23 +16,12 @@ import time
 import pytest
 from starlette.testclient import TestClient
 
-from chainkit import (TcpProxy, assert_store_matches_chain, cursor_of, deploy_stack, keeper_env, local_chain,
+from chainkit import (TcpProxy, assert_store_matches_chain, cursor_of, keeper_env,
                       spawn_keeper, wait_for_cursor)
 from keeper.api import Telemetry, create_app
 from keeper.indexer import (ChainIdentity, Health, Indexer, IndexerConfig, Rpc, Source, contracts_from_manifest,
                             default_decoder)
 from keeper.store import Store
-
-
-@pytest.fixture
-def chain():
-    with local_chain() as c:
-        yield c
-
-
-@pytest.fixture
-def stack(chain, tmp_path):
-    return deploy_stack(chain.url, tmp_path / "deployments")
 
 
 def in_process_indexer(stack, path, url=None, identity=None, **config):

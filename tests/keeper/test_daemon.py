@@ -8,20 +8,9 @@ import time
 import httpx
 import pytest
 
-from chainkit import deploy_stack, keeper_env, local_chain, spawn_keeper, wait_for_cursor
+from chainkit import keeper_env, spawn_keeper, wait_for_cursor, wait_for_health
 from paygent.artifacts import PROJECT_ROOT
 from paygent.localchain import LocalChain, free_port, test_key as dev_key
-
-
-@pytest.fixture
-def chain():
-    with local_chain() as c:
-        yield c
-
-
-@pytest.fixture
-def stack(chain, tmp_path):
-    return deploy_stack(chain.url, tmp_path / "deployments")
 
 
 @pytest.fixture
@@ -38,14 +27,7 @@ def test_daemon_serves_api_and_facilitator_and_stops_on_sigterm(stack, tmp_path)
     try:
         wait_for_cursor(tmp_path / "data" / "keeper.sqlite", stack.w3.eth.block_number, proc=proc)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                health = httpx.get(f"{base}/healthz", timeout=2)
-                break
-            except httpx.HTTPError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        health = wait_for_health(base)
         assert health.status_code == 200 and health.json()["status"] == "ok"
         services = httpx.get(f"{base}/services", params={"active": "true"}).json()["services"]
         assert [s["name"] for s in services] == ["spam-even"]  # the spammer's service after its one update
@@ -84,15 +66,7 @@ def started_against_a_dead_rpc(stack, tmp_path):
     env = keeper_env(stack, tmp_path / "data", leader_interval=0.2)
     env["PAYGENT_RPC_URL"] = f"http://127.0.0.1:{proxy_port}"
     proc = spawn_keeper(env, tmp_path / "keeper.log")
-    base = f"http://127.0.0.1:{env['PAYGENT_PORT']}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            health = httpx.get(f"{base}/healthz", timeout=2)
-            break
-        except httpx.HTTPError:
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.1)
+    health = wait_for_health(f"http://127.0.0.1:{env['PAYGENT_PORT']}", timeout=30, proc=proc)
     assert health.json()["status"] != "ok"
     return proc, proxy_port, TcpProxy
 

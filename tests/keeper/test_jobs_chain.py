@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from chainkit import deploy_stack, local_chain, wait_for_cursor
+from chainkit import wait_for_cursor
 from keeper.api import Telemetry
 from keeper.indexer import Health, Indexer, IndexerConfig, Rpc, Source, contracts_from_manifest, default_decoder
 from keeper.facilitator import Web3Backend
@@ -21,12 +21,6 @@ from paygent.localchain import test_key as dev_key
 DAY = 86_400
 ONE = 10**6
 EXPIRED = 5  # RequestStatus.Expired
-
-
-@pytest.fixture
-def stack(tmp_path):
-    with local_chain() as chain:
-        yield deploy_stack(chain.url, tmp_path / "deployments")
 
 
 def index_to_head(stack, store):
@@ -149,6 +143,14 @@ def pre_authorize(stack, store, service_id, *, valid_for=3 * DAY):
     return "0x" + nonce.hex()
 
 
+def renewal_context(stack, tmp_path):
+    """A store and a job context that renews within an hour of expiry, with its settlement intents."""
+    store = Store(tmp_path / "k.sqlite", 338)
+    ctx = context(stack, store, tmp_path, renew_before=3_600)
+    ctx.intents = IntentStore(tmp_path / "intents.sqlite")
+    return store, ctx
+
+
 def advance(stack, seconds):
     stack.w3.provider.make_request("evm_increaseTime", [seconds])
     stack.mine()
@@ -166,9 +168,7 @@ def balances(stack, *accounts):
 def test_a_pre_authorized_renewal_extends_the_subscription_once_near_its_expiry(stack, subscribed, tmp_path):
     service_id, subscriber, provider = subscribed
     router = stack.contracts["PaymentRouter"]
-    store = Store(tmp_path / "k.sqlite", 338)
-    ctx = context(stack, store, tmp_path, renew_before=3_600)
-    ctx.intents = IntentStore(tmp_path / "intents.sqlite")
+    store, ctx = renewal_context(stack, tmp_path)
     nonce = pre_authorize(stack, store, service_id)
     index_to_head(stack, store)
     expiry = router.functions.subscriptionExpiry(service_id, subscriber).call()
@@ -206,9 +206,7 @@ class NodeDownOnce(Web3Backend):
 
 def test_a_renewal_the_node_could_not_take_waits_for_the_next_run_and_is_counted_failed(stack, subscribed, tmp_path):
     service_id, subscriber, provider = subscribed
-    store = Store(tmp_path / "k.sqlite", 338)
-    ctx = context(stack, store, tmp_path, renew_before=3_600)
-    ctx.intents = IntentStore(tmp_path / "intents.sqlite")
+    store, ctx = renewal_context(stack, tmp_path)
     ctx.backend = NodeDownOnce(stack.w3, ctx.relayer, router=stack.manifest.address("PaymentRouter"))
     nonce = pre_authorize(stack, store, service_id)
     index_to_head(stack, store)
@@ -235,9 +233,7 @@ class ReceiptsLate(Web3Backend):
 def test_a_renewal_sent_in_time_is_settled_even_if_its_authorization_ends_before_the_next_run(stack, subscribed,
                                                                                              tmp_path):
     service_id, subscriber, provider = subscribed
-    store = Store(tmp_path / "k.sqlite", 338)
-    ctx = context(stack, store, tmp_path, renew_before=3_600)
-    ctx.intents = IntentStore(tmp_path / "intents.sqlite")
+    store, ctx = renewal_context(stack, tmp_path)
     ctx.backend = ReceiptsLate(stack.w3, ctx.relayer, router=stack.manifest.address("PaymentRouter"))
     nonce = pre_authorize(stack, store, service_id, valid_for=DAY)  # ends shortly after the renewal is due
     index_to_head(stack, store)
@@ -258,9 +254,7 @@ def test_a_renewal_sent_in_time_is_settled_even_if_its_authorization_ends_before
 def test_a_renewal_authorization_that_expired_unused_fails_with_an_alert_and_moves_nothing(stack, subscribed,
                                                                                           tmp_path):
     service_id, subscriber, provider = subscribed
-    store = Store(tmp_path / "k.sqlite", 338)
-    ctx = context(stack, store, tmp_path, renew_before=3_600)
-    ctx.intents = IntentStore(tmp_path / "intents.sqlite")
+    store, ctx = renewal_context(stack, tmp_path)
     nonce = pre_authorize(stack, store, service_id, valid_for=DAY // 2)  # ends before the renewal is due
     index_to_head(stack, store)
     advance(stack, DAY - 1_800)

@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from chainkit import (assert_store_matches_chain, cursor_of, deploy_stack, keeper_env, local_chain, spawn_keeper,
-                      wait_for_cursor)
+from chainkit import assert_store_matches_chain, cursor_of, keeper_env, spawn_keeper, wait_for_cursor
 from keeper.facilitator import Facilitator, Payment, Web3Backend
 from keeper.intents import IntentStore, Status
 from paygent import manifest as manifests
@@ -35,12 +34,6 @@ PRICE = 10_000
 RELAYER = dev_key(3)
 PAYER = dev_key(4)
 PAYEE = dev_key(6).address
-
-
-@pytest.fixture
-def stack(tmp_path):
-    with local_chain() as chain:
-        yield deploy_stack(chain.url, tmp_path / "deployments")
 
 
 @pytest.fixture
