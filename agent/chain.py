@@ -187,6 +187,7 @@ ERROR_CODES = {
     "InsufficientOutputAmount": "slippage_exceeded", "DeadlinePassed": "deadline_passed", "Expired": "deadline_passed",
     "PairNotFound": "no_liquidity", "InsufficientLiquidity": "no_liquidity", "TransferFailed": "insufficient_funds",
     "ServiceInactive": "service_inactive", "UnknownService": "unknown_service",
+    "AmountAboveMax": "terms_changed", "WrongToken": "terms_changed", "WrongPeriod": "terms_changed",
 }
 
 
@@ -515,7 +516,9 @@ class ChainToolbox:
         code = ERROR_CODES.get(name, "insufficient_funds" if "exceeds balance" in name else "transaction_reverted")
         shown = ", ".join(f"{k}={v}" for k, v in values.items())
         hint = {"over_limit": "ask the owner with request_approval", "slippage_exceeded": "quote again or allow more slippage",
-                "router_not_allowed": "the owner must allowlist the router"}.get(code)
+                "router_not_allowed": "the owner must allowlist the router",
+                "terms_changed": "the provider changed the service while it was being paid: discover it again "
+                                 "and confirm the new terms"}.get(code)
         return ToolError(code, f"{what} reverted: {name}({shown})", hint=hint, error=name)
 
     def _ref(self, text: str) -> bytes:
@@ -755,7 +758,8 @@ class ChainToolbox:
         ref = self._ref(f"paygent:subscribe:{svc['id']}")
         value = self._service_value(svc, amount)
         receipt = self._send_spending(self.router.address,
-                                      fn("PaymentRouter", "subscribe").data(svc["id"], args.periods, ref),
+                                      fn("PaymentRouter", "subscribe").data(svc["id"], args.periods, tok.address, amount,
+                                                                             svc["period"], ref),
                                       f"subscribing to {svc['name']}", value)
         try:  # paid already: a failing read must not turn the result into an error
             expires: int | None = int(self._call(self.router.address, "PaymentRouter", "subscriptionExpiry",

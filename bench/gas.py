@@ -106,8 +106,9 @@ def measure() -> dict:
     ours["wallet_pay_fresh"] = wallet.pay(usdc, _fresh(), one // 10, b"\x03" * 32, sender=agent).gas_used
 
     usdc.approve(router, 10**30, sender=payer)
-    router.pay(service_id, 1, b"\x04" * 32, sender=payer)
-    ours["router_pay_existing"] = router.pay(service_id, 1, b"\x05" * 32, sender=payer).gas_used
+    router.pay(service_id, 1, usdc, price, b"\x04" * 32, sender=payer)
+    ours["router_pay_existing"] = router.pay(service_id, 1, usdc, price, b"\x05" * 32,
+                                             sender=payer).gas_used
     msg, v, r, s = _auth_signature(usdc, payer_key, "ReceiveWithAuthorization", router.address, price, deadline,
                                    nonce=service_nonce(service_id))
     ours["router_settle_authorization_existing"] = router.settleAuthorization(

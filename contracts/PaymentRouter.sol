@@ -12,6 +12,10 @@ import {SafeTransfer, TransferFailed} from "./lib/SafeTransfer.sol";
 ///         - a payment goes only to an active service, in its registered token, to its registered
 ///           payTo, for exactly its registered price times the units (read from the registry in
 ///           the same transaction);
+///         - a direct payment (`pay`, `subscribe`) also meets the payer's own terms: the token the
+///           payer named, at most the payer's `maxAmount` (and for a subscription the period the
+///           payer named), so a provider who changes its entry while a payment is pending cannot
+///           charge more, in another token, or for a shorter period than the payer agreed to;
 ///         - every payment of `amount` moves exactly `amount - fee` to payTo and `fee` to the fee
 ///           recipient, with fee = floor(amount * feeBps / 10_000) and feeBps <= MAX_FEE_BPS (fixed
 ///           at deployment); the router keeps nothing of a payment (tokens sent to it directly,
@@ -63,6 +67,13 @@ contract PaymentRouter {
     error VolumeOverflow(uint256 serviceId, uint256 volume, uint256 amount);
     /// @notice The new subscription expiry would not fit in uint64.
     error ExpiryOverflow(uint256 serviceId, uint256 expiresAt);
+    /// @notice The service's registered token is `registered`, not the `expected` one the payer named.
+    error WrongToken(uint256 serviceId, address expected, address registered);
+    /// @notice The payment would cost `amount`, above the payer's `maxAmount`.
+    error AmountAboveMax(uint256 amount, uint256 maxAmount);
+    /// @notice The subscription's registered period is `registered` seconds, not the `expected` one
+    ///         the payer named.
+    error WrongPeriod(uint256 serviceId, uint64 expected, uint64 registered);
     /// @notice An authorization's nonce does not commit to the service it is settled for: its top
     ///         64 bits must equal serviceId (see settleAuthorization).
     error NonceNotBoundToService(uint256 serviceId, bytes32 nonce);
@@ -183,15 +194,24 @@ contract PaymentRouter {
     /// @notice Pays `units` of a PerCall (units == 1) or Metered (units >= 1) service: pulls
     ///         price * units from msg.sender (who must have approved this router for it) straight
     ///         to the service's payTo (amount - fee) and the fee recipient (fee, skipped when 0).
+    ///         `token` and `maxAmount` are the payer's terms, checked against the registry entry
+    ///         read in this transaction (WrongToken, AmountAboveMax): an approval larger than one
+    ///         payment cannot be drained by a price change made while the payment is pending.
     /// @param serviceId The registry id; the service must be active.
     /// @param units Calls or metered units.
+    /// @param token The token the payer expects to pay in: must be the service's registered token.
+    /// @param maxAmount The most the payer agrees to pay (fee included); price * units must not exceed it.
     /// @param ref The payer's reference, echoed in PaymentMade.
     /// @return paymentId The new payment id.
-    function pay(uint256 serviceId, uint256 units, bytes32 ref) external returns (uint256 paymentId) {
+    function pay(uint256 serviceId, uint256 units, address token, uint256 maxAmount, bytes32 ref)
+        external
+        returns (uint256 paymentId)
+    {
         Terms memory t = _terms(serviceId);
         if (t.model == PricingModel.Subscription) revert WrongPricingModel(serviceId, t.model);
         _checkUnits(t.model, units);
         uint256 amount = uint256(t.price) * units; // < 2^224: price < 2^96, units < 2^128
+        _checkPayerTerms(serviceId, t, token, amount, maxAmount);
         paymentId = _record(serviceId, t, msg.sender, amount, units, ref, PaymentKind.Direct);
         _pull(t, msg.sender, amount);
         _config.locked = false;
@@ -199,20 +219,26 @@ contract PaymentRouter {
 
     /// @notice Buys `periods` periods of a Subscription service for msg.sender: pulls
     ///         price * periods like `pay` and extends msg.sender's expiry to
-    ///         max(now, current expiry) + period * periods.
+    ///         max(now, current expiry) + period * periods. `token`, `maxAmount` and `period` are
+    ///         the payer's terms (WrongToken, WrongPeriod, AmountAboveMax), as in `pay`.
     /// @param serviceId The registry id; the service must be an active Subscription.
     /// @param periods How many periods (1 .. 2^32 - 1).
+    /// @param token The token the payer expects to pay in: must be the service's registered token.
+    /// @param maxAmount The most the payer agrees to pay (fee included) for all `periods`.
+    /// @param period The period length (seconds) the payer expects: must be the registered one.
     /// @param ref The payer's reference, echoed in PaymentMade.
     /// @return paymentId The new payment id.
     /// @return expiresAt The subscription's new expiry (unix seconds).
-    function subscribe(uint256 serviceId, uint32 periods, bytes32 ref)
+    function subscribe(uint256 serviceId, uint32 periods, address token, uint256 maxAmount, uint64 period, bytes32 ref)
         external
         returns (uint256 paymentId, uint64 expiresAt)
     {
         Terms memory t = _terms(serviceId);
         if (t.model != PricingModel.Subscription) revert WrongPricingModel(serviceId, t.model);
         _checkUnits(t.model, periods);
+        if (t.period != period) revert WrongPeriod(serviceId, period, t.period);
         uint256 amount = uint256(t.price) * periods;
+        _checkPayerTerms(serviceId, t, token, amount, maxAmount);
         paymentId = _record(serviceId, t, msg.sender, amount, periods, ref, PaymentKind.Subscription);
         expiresAt = _extend(serviceId, msg.sender, t.period, periods, paymentId);
         _pull(t, msg.sender, amount);
@@ -361,6 +387,15 @@ contract PaymentRouter {
             units == 0 || (model == PricingModel.PerCall && units != 1)
                 || units > (model == PricingModel.Subscription ? type(uint32).max : type(uint128).max)
         ) revert InvalidUnits(units);
+    }
+
+    /// @dev The payer's side of a direct payment: the token it named and the most it agreed to pay.
+    function _checkPayerTerms(uint256 serviceId, Terms memory t, address token, uint256 amount, uint256 maxAmount)
+        private
+        pure
+    {
+        if (t.token != token) revert WrongToken(serviceId, token, t.token);
+        if (amount > maxAmount) revert AmountAboveMax(amount, maxAmount);
     }
 
     /// @dev Units paid for by an authorization of `value` (see AmountMismatch).

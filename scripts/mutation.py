@@ -156,6 +156,20 @@ MUTANTS: tuple[Mutant, ...] = (
         ROUTER,
     ),
     Mutant(
+        "payer-max-ignored", "pay / subscribe charge above the payer's maxAmount",
+        "PaymentRouter.sol",
+        "if (amount > maxAmount) revert AmountAboveMax(",
+        "if (false) revert AmountAboveMax(",
+        ROUTER,
+    ),
+    Mutant(
+        "payer-period-ignored", "subscribe accepts another period than the payer named",
+        "PaymentRouter.sol",
+        "if (t.period != period) revert WrongPeriod(",
+        "if (false) revert WrongPeriod(",
+        ROUTER,
+    ),
+    Mutant(
         "authorization-nonce-reusable", "the token never marks an EIP-3009 nonce used",
         "local/FiatTokenLocal.sol",
         "        _authorizationStates[from][nonce] = true;\n        emit AuthorizationUsed(from, nonce);",

@@ -13,7 +13,9 @@ interface ISpamRegistry {
 }
 
 interface ISpamRouter {
-    function pay(uint256 serviceId, uint256 units, bytes32 ref) external returns (uint256);
+    function pay(uint256 serviceId, uint256 units, address token, uint256 maxAmount, bytes32 ref)
+        external
+        returns (uint256);
 }
 
 interface ISpamToken {
@@ -43,7 +45,7 @@ contract EventSpammer {
     function spam(uint256 payments, uint256 updates, uint96 price) external {
         uint256 id = serviceId;
         for (uint256 i = 0; i < payments; ++i) {
-            ROUTER.pay(id, 1, bytes32(i));
+            ROUTER.pay(id, 1, TOKEN, type(uint256).max, bytes32(i));
         }
         for (uint256 i = 0; i < updates; ++i) {
             REGISTRY.update(id, i % 2 == 0 ? "spam-even" : "spam-odd", "http://127.0.0.1/spam", 0, TOKEN, price, 0,

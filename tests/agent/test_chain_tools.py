@@ -246,6 +246,26 @@ def test_subscription_extends_the_hot_keys_expiry(toolbox, stack, provider, agen
     assert out["_spent"] == 400_000
 
 
+def test_a_subscription_whose_terms_changed_after_discovery_is_refused_and_costs_nothing(toolbox, stack, provider,
+                                                                                         agent):
+    """The agent pays the terms it discovered (and the user confirmed): a provider who shortens the
+    period or raises the price in between gets the transaction refused by the router."""
+    receipt = stack.registry.register("news-digest", "http://news.test/", 2, stack.usdc, 200_000, 86_400, provider,
+                                      "data:,daily news", sender=provider)
+    sid = receipt.return_value
+    toolbox.services(refresh=True)
+    stack.registry.update(sid, "news-digest", "http://news.test/", 2, stack.usdc, 200_000, 60, provider,
+                          "data:,daily news", sender=provider)
+    def held() -> tuple[int, int]:  # (the owner's side: wallet + the agent's hot key, the provider)
+        return stack.usdc.balanceOf(stack.wallet) + stack.usdc.balanceOf(agent), stack.usdc.balanceOf(provider)
+
+    before = held()
+    with pytest.raises(ToolError) as info:
+        toolbox.subscribe(Subscribe(service="news-digest", periods=2))
+    assert info.value.code == "terms_changed" and "WrongPeriod" in str(info.value)
+    assert stack.router.subscriptionExpiry(sid, agent) == 0 and held() == before
+
+
 def test_discovery_falls_back_to_the_registry_and_ranks_cheapest_first(toolbox):
     out = toolbox.discover_services(DiscoverServices(query="price oracle"))
     assert out["source"] == "chain"

@@ -1133,6 +1133,11 @@ class RegistryRouterMachine(RuleBasedStateMachine):
     def _pick(self, pick: int) -> int:
         return pick % (len(self.services) + 1) + 1  # one unknown id now and then
 
+    def _pick_model(self, pick: int, model: int) -> int:
+        """Two times in three a service of `model` (if there is one), else any id as `_pick` draws it."""
+        ids = [sid for sid, svc in self.services.items() if svc.model == model]
+        return ids[(pick // 3) % len(ids)] if ids and pick % 3 else self._pick(pick)
+
     # --- where an example starts ----------------------------------------------------------------
 
     @initialize(inactive=st.sampled_from([0, 0, 1, 2, 3, 4]), fee=st.sampled_from(["keep", "keep", "zero", "max"]),
@@ -1252,15 +1257,33 @@ class RegistryRouterMachine(RuleBasedStateMachine):
         return why
 
     # The three ways to pay a service, in one rule (see WalletMachine.agent_spends).
-    def buy(self, path, who, pick, units, ref, value, timing, signer, replay, bound) -> None:
+    def buy(self, path, who, pick, units, ref, value, timing, signer, replay, bound, terms) -> None:
         if path == "pay":
-            self.pay(who, pick, units, ref)
+            self.pay(who, pick, units, ref, terms)
         elif path == "subscribe":
-            self.subscribe(pick, units)
+            self.subscribe(pick, units, terms)
         else:
             self.settle_authorization(pick, value, timing, signer, replay, bound)
 
-    def pay(self, who: str, pick: int, units: int, ref: bytes) -> None:
+    def _payer_terms(self, svc: Service | None, amount: int, terms: str) -> tuple[str, int, int, set[str]]:
+        """(token, maxAmount, period) a direct payer names for `svc`, and what the router must refuse
+        about them once the service, model and units passed: the payer's terms guard it against a
+        provider who changed the entry (invariant 8: never more than the payer agreed to)."""
+        token, period = (svc.token, svc.period) if svc is not None else (addr(self.usdc), 0)
+        max_amount, why = 2**256 - 1, set()
+        if terms == "exact":
+            max_amount = amount
+        elif terms == "max-1":
+            max_amount, why = amount - 1 if amount else 0, {"AmountAboveMax"} if amount else set()
+        elif terms == "other-token":
+            token, why = addr(self.a["stranger"]), {"WrongToken"}
+        elif terms == "other-period":
+            period = period + 1
+            if svc is not None and svc.model == SUBSCRIPTION:
+                why = {"WrongPeriod"}
+        return token, max_amount, period, why
+
+    def pay(self, who: str, pick: int, units: int, ref: bytes, terms: str = "exact") -> None:
         sid = self._pick(pick)
         svc = self.services.get(sid)
         why = self._service_errors(sid)
@@ -1272,26 +1295,35 @@ class RegistryRouterMachine(RuleBasedStateMachine):
             elif (svc.model == PER_CALL and units != 1) or units == 0:
                 why.add("InvalidUnits")
             amount = svc.price * units
+        token, max_amount, _period, refused = self._payer_terms(svc, amount, terms)
+        if svc is not None and not why:
+            why |= refused
             if not why:
                 why |= self._funds_errors(payer, amount)
-        receipt, _ = attempt(self.clock, why, self.router.pay, sid, units, ref, sender=self.a[who])
+        receipt, _ = attempt(self.clock, why, self.router.pay, sid, units, token, max_amount, ref,
+                             sender=self.a[who])
         if receipt is not None:
             self._paid(receipt, sid, payer, amount, units, 0, ref)
 
-    def subscribe(self, pick: int, periods: int) -> None:
-        sid = self._pick(pick)
+    def subscribe(self, pick: int, periods: int, terms: str = "exact") -> None:
+        sid = self._pick_model(pick, SUBSCRIPTION)
         svc = self.services.get(sid)
         why = self._service_errors(sid)
         payer = addr(self.a["payer"])
+        amount = svc.price * periods if svc is not None else 0
+        token, max_amount, period, refused = self._payer_terms(svc, amount, terms)
         if svc is not None:
             if svc.model != SUBSCRIPTION:
                 why.add("WrongPricingModel")
             if periods == 0:
                 why.add("InvalidUnits")
             if not why:
-                why |= self._funds_errors(payer, svc.price * periods)
+                why |= refused
+            if not why:
+                why |= self._funds_errors(payer, amount)
         ref = keccak(text=f"sub{sid}")
-        receipt, _ = attempt(self.clock, why, self.router.subscribe, sid, periods, ref, sender=self.a["payer"])
+        receipt, _ = attempt(self.clock, why, self.router.subscribe, sid, periods, token, max_amount, period, ref,
+                             sender=self.a["payer"])
         if receipt is not None:
             self._paid(receipt, sid, payer, svc.price * periods, periods, 2, ref)
             self._extend(receipt, sid, payer, svc.period * periods)
@@ -1451,6 +1483,7 @@ class RegistryRouterMachine(RuleBasedStateMachine):
             signer=st.sampled_from(["payer", "payer", "payer", "stranger"]),
             replay=st.sampled_from([False, False, True]),
             bound=st.sampled_from(["own", "own", "own", "other"]),
+            terms=st.sampled_from(["exact", "exact", "unbounded", "max-1", "other-token", "other-period"]),
         )),
         "register": (2, dict(caller=st.sampled_from(["provider", "provider2", "stranger"]), **TERMS)),
         "update": (2, dict(

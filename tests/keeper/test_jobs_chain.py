@@ -124,7 +124,7 @@ def subscribed(stack):
     service_id = registry.functions.serviceCount().call()
     stack.send(usdc.functions.mint(subscriber, 10 * ONE))
     stack.send(usdc.functions.approve(router.address, ONE), sender=subscriber)
-    stack.send(router.functions.subscribe(service_id, 1, b"\x00" * 32), sender=subscriber)
+    stack.send(router.functions.subscribe(service_id, 1, usdc.address, ONE, DAY, b"\x00" * 32), sender=subscriber)
     return service_id, subscriber, provider
 
 
