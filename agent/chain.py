@@ -268,6 +268,9 @@ class ChainToolbox:
         self._services: list[dict[str, Any]] | None = None
         self._services_source = "chain"
         self._keeper_down_until = 0.0
+        self._checked: dict[tuple[str, int], int] = {}
+        self._costing = False
+        """Valuations `cost` made for the session check, each taken once by the tool that spends it."""
         self._nonce_lock = threading.Lock()
         self._domains: Any = None
 
@@ -313,10 +316,21 @@ class ChainToolbox:
     def usdc_value(self, tok: Token, amount: int) -> int:
         """What `amount` of `tok` counts as against the session budget and the confirmation
         threshold, in USDC.e base units: itself for USDC.e, else what the VVS pool would pay for it
-        now. A token the pool cannot price is refused (`unpriced`), never counted as free."""
+        now. A token the pool cannot price is refused (`unpriced`), never counted as free.
+        The value `cost` checked is the value the spending tool then records (one pool read per
+        action, and the ledger counts exactly what the budget and the user were shown)."""
         usdc = self.token("USDC")
         if amount == 0 or tok.address.lower() == usdc.address.lower():
             return amount
+        key = (tok.address.lower(), amount)
+        if not self._costing and key in self._checked:
+            return self._checked.pop(key)
+        value = self._pool_value(tok, amount, usdc)
+        if self._costing:
+            self._checked[key] = value
+        return value
+
+    def _pool_value(self, tok: Token, amount: int, usdc: Token) -> int:
         if self.vvs is None:
             raise ToolError("unpriced", f"cannot value {tok.text(amount)} in USDC.e for the session budget: no VVS "
                             f"router is known on {self.network.name}", hint="pay in USDC.e")
@@ -334,6 +348,13 @@ class ChainToolbox:
         return self.usdc_value(tok, amount)
 
     def cost(self, name: str, args: ToolInput) -> Cost:
+        self._checked, self._costing = {}, True
+        try:
+            return self._cost(args)
+        finally:
+            self._costing = False
+
+    def _cost(self, args: ToolInput) -> Cost:
         if isinstance(args, CallService):
             svc = self.service(args.service)
             return Cost(self._service_value(svc, svc["price"]), f"call {svc['name']}")

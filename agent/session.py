@@ -33,7 +33,6 @@ STOP_CODES = frozenset({"step_limit", "over_session_budget", "declined_by_user",
 """Errors that end the current request: no further tool call runs until the user's next request
 (a decline is not to be worked around in smaller pieces; after an unknown outcome the state is
 unknown)."""
-"""Errors after which a planner must end the request instead of trying something else."""
 
 
 def usdc_text(atomic: int) -> str:

@@ -329,6 +329,24 @@ def test_a_payment_in_wcro_counts_its_usdc_value_against_the_session_budget(tool
     assert stack.wcro.balanceOf(USER) == 0
 
 
+def test_a_wcro_payment_is_valued_once_and_the_ledger_counts_the_value_checked(toolbox, stack, provider,
+                                                                               monkeypatch):
+    stack.wcro.deposit(value=10**18, sender=provider)
+    stack.wcro.transfer(stack.wallet, 10**18, sender=provider)
+    session = Session(toolbox, budget=10**12, trusted={USER.lower()})
+    quotes: list[int] = []
+    real = toolbox._amount_out
+    monkeypatch.setattr(toolbox, "_amount_out", lambda amount, path: quotes.append(amount) or real(amount, path))
+    worth = toolbox.usdc_value(toolbox.token("WCRO"), 10**18)
+    quotes.clear()
+
+    out = session.call("pay_address", {"to": USER, "amount": "1", "token": "WCRO"})
+
+    assert out.ok and stack.wcro.balanceOf(USER) == 10**18
+    assert quotes == [10**18]  # the session check's pool read is the only one
+    assert out.spent == worth and session.ledger.spent == worth
+
+
 def test_a_large_wcro_swap_asks_first_and_shows_its_slippage(toolbox, stack):
     asked: list[str] = []
     session = Session(toolbox, budget=10**12, confirm=lambda what: asked.append(what) or False, confirm_above=ONE)
