@@ -268,9 +268,9 @@ class ChainToolbox:
         self._services: list[dict[str, Any]] | None = None
         self._services_source = "chain"
         self._keeper_down_until = 0.0
-        self._checked: dict[tuple[str, int], int] = {}
+        self._checked: tuple[ToolInput | None, dict[tuple[str, int], int]] = (None, {})
+        """(the action `cost` valued, the valuations it made): taken by that action's tool only."""
         self._costing = False
-        """Valuations `cost` made for the session check, each taken once by the tool that spends it."""
         self._nonce_lock = threading.Lock()
         self._domains: Any = None
 
@@ -316,19 +316,24 @@ class ChainToolbox:
     def usdc_value(self, tok: Token, amount: int) -> int:
         """What `amount` of `tok` counts as against the session budget and the confirmation
         threshold, in USDC.e base units: itself for USDC.e, else what the VVS pool would pay for it
-        now. A token the pool cannot price is refused (`unpriced`), never counted as free.
-        The value `cost` checked is the value the spending tool then records (one pool read per
-        action, and the ledger counts exactly what the budget and the user were shown)."""
+        now. A token the pool cannot price is refused (`unpriced`), never counted as free."""
         usdc = self.token("USDC")
         if amount == 0 or tok.address.lower() == usdc.address.lower():
             return amount
-        key = (tok.address.lower(), amount)
-        if not self._costing and key in self._checked:
-            return self._checked.pop(key)
         value = self._pool_value(tok, amount, usdc)
         if self._costing:
-            self._checked[key] = value
+            self._checked[1][(tok.address.lower(), amount)] = value
         return value
+
+    def _spent_value(self, args: ToolInput, tok: Token, amount: int) -> int:
+        """What a spending tool records: the value `cost` checked for this very action (one pool
+        read per action, and the ledger counts what the budget and the user were shown), else a
+        fresh valuation (a tool called without the session's check)."""
+        action, values = self._checked
+        key = (tok.address.lower(), amount)
+        if action is args and key in values:
+            return values.pop(key)
+        return self.usdc_value(tok, amount)
 
     def _pool_value(self, tok: Token, amount: int, usdc: Token) -> int:
         if self.vvs is None:
@@ -348,7 +353,7 @@ class ChainToolbox:
         return self.usdc_value(tok, amount)
 
     def cost(self, name: str, args: ToolInput) -> Cost:
-        self._checked, self._costing = {}, True
+        self._checked, self._costing = (args, {}), True
         try:
             return self._cost(args)
         finally:
@@ -689,7 +694,7 @@ class ChainToolbox:
         tok = self._token_for(svc)
         amount = svc["price"] * args.units
         ref = self._ref(f"paygent:service:{svc['id']}:{args.reference or ''}")
-        value = self.usdc_value(tok, amount)
+        value = self._spent_value(args, tok, amount)
         out = self._pay(tok, svc["payTo"], amount, ref, f"paying {svc['name']}", value)
         return {**out, "service": svc["name"], "paid": tok.human(amount), "token": tok.symbol, "to": svc["payTo"],
                 "summary": f"Paid {tok.text(amount)} to {svc['name']} from the wallet (tx {out['tx'][:10]}…)",
@@ -698,7 +703,7 @@ class ChainToolbox:
     def pay_address(self, args: PayAddress) -> dict[str, Any]:
         tok = self.token(args.token)
         amount = tok.atomic(args.amount)
-        value = self.usdc_value(tok, amount)
+        value = self._spent_value(args, tok, amount)
         out = self._pay(tok, args.to, amount, self._ref(f"paygent:pay:{args.reference or ''}"),
                         f"paying {tok.text(amount)} to {args.to}", value)
         return {**out, "paid": tok.human(amount), "token": tok.symbol, "to": to_checksum_address(args.to),
@@ -741,7 +746,7 @@ class ChainToolbox:
         if balance < amount:
             raise ToolError("insufficient_funds", f"the wallet holds {tin.text(balance)}, the swap needs {tin.text(amount)}")
         quoted = self._amount_out(amount, path)
-        value = self.usdc_value(tin, amount)
+        value = self._spent_value(args, tin, amount)
         reference = quoted  # the bound is against the higher of the fresh quote and the one the user saw:
         if args.expected_out is not None:  # a pool pushed against the user since then makes the swap revert
             reference = max(quoted, int(args.expected_out * 10**tout.decimals))  # (finer digits dropped)
@@ -771,15 +776,20 @@ class ChainToolbox:
             raise ToolError("service_inactive", f"{svc['name']} is deactivated", hint="discover another service")
         tok = self._token_for(svc)
         amount = svc["price"] * args.periods
+        value = self._spent_value(args, tok, amount)
         topped = self._ensure_float(tok, amount)
         self._send(tok.address, fn("FiatTokenLocal", "approve").data(self.router.address, amount),
                    "approving the router")
         ref = self._ref(f"paygent:subscribe:{svc['id']}")
-        value = self._service_value(svc, amount)
-        receipt = self._send_spending(self.router.address,
-                                      fn("PaymentRouter", "subscribe").data(svc["id"], args.periods, tok.address, amount,
-                                                                             svc["period"], ref),
-                                      f"subscribing to {svc['name']}", value)
+        try:  # the router refuses terms other than these (the ones discovered and confirmed)
+            receipt = self._send_spending(self.router.address,
+                                          fn("PaymentRouter", "subscribe").data(svc["id"], args.periods, tok.address,
+                                                                                 amount, svc["period"], ref),
+                                          f"subscribing to {svc['name']}", value)
+        except ToolError as exc:
+            if exc.code == "terms_changed":
+                self.services(refresh=True)  # so that discovering again shows the new terms
+            raise
         try:  # paid already: a failing read must not turn the result into an error
             expires: int | None = int(self._call(self.router.address, "PaymentRouter", "subscriptionExpiry",
                                                  svc["id"], self.agent))

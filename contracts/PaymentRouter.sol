@@ -336,7 +336,8 @@ contract PaymentRouter {
 
     /// @notice What paying `units` of service `serviceId` would cost now, and the fee within it.
     ///         Reverts like pay / subscribe would (UnknownService, ServiceInactive, InvalidUnits;
-    ///         for a Subscription, units are periods), except that it accepts every model.
+    ///         for a Subscription, units are periods), except that it accepts every model and
+    ///         takes no payer's terms: the `amount` it returns is the `maxAmount` that pays now.
     function quote(uint256 serviceId, uint256 units) external view returns (uint256 amount, uint256 fee) {
         Terms memory t = _terms(serviceId);
         _checkUnits(t.model, units);

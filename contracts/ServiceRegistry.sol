@@ -166,9 +166,9 @@ contract ServiceRegistry is IServiceRegistry {
     /// @dev The PaymentRouter reads the terms at payment time. A PerCall authorization for the old
     ///      price no longer matches and is refused. For Metered and Subscription services an
     ///      authorization fixes the value, not the units or the period: an update before it is
-    ///      settled changes what that value buys. `pay` / `subscribe` take no maximum: a payer with
-    ///      a standing approval above one payment can be charged a price raised just before
-    ///      (approve exactly the amount, as Paygent's agent does).
+    ///      settled changes what that value buys. A direct payment names the payer's terms
+    ///      (`pay` / `subscribe`: token, maxAmount, period), so an update just before it makes it
+    ///      revert instead of charging the new terms.
     function update(
         uint256 serviceId,
         string memory name,

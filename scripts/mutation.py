@@ -163,6 +163,13 @@ MUTANTS: tuple[Mutant, ...] = (
         ROUTER,
     ),
     Mutant(
+        "payer-token-ignored", "pay / subscribe accept another token than the payer named",
+        "PaymentRouter.sol",
+        "if (t.token != token) revert WrongToken(",
+        "if (false) revert WrongToken(",
+        ROUTER,
+    ),
+    Mutant(
         "payer-period-ignored", "subscribe accepts another period than the payer named",
         "PaymentRouter.sol",
         "if (t.period != period) revert WrongPeriod(",

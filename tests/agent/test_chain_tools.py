@@ -264,6 +264,7 @@ def test_a_subscription_whose_terms_changed_after_discovery_is_refused_and_costs
         toolbox.subscribe(Subscribe(service="news-digest", periods=2))
     assert info.value.code == "terms_changed" and "WrongPeriod" in str(info.value)
     assert stack.router.subscriptionExpiry(sid, agent) == 0 and held() == before
+    assert toolbox.service("news-digest")["period"] == 60  # the cache was refreshed: the next try sees them
 
 
 def test_discovery_falls_back_to_the_registry_and_ranks_cheapest_first(toolbox):
@@ -345,6 +346,21 @@ def test_a_wcro_payment_is_valued_once_and_the_ledger_counts_the_value_checked(t
     assert out.ok and stack.wcro.balanceOf(USER) == 10**18
     assert quotes == [10**18]  # the session check's pool read is the only one
     assert out.spent == worth and session.ledger.spent == worth
+
+
+def test_a_valuation_checked_for_a_refused_action_is_not_reused_by_a_later_one(toolbox, stack, provider,
+                                                                               monkeypatch):
+    stack.wcro.deposit(value=10**18, sender=provider)
+    stack.wcro.transfer(stack.wallet, 10**18, sender=provider)
+    session = Session(toolbox, budget=1, trusted={USER.lower()})  # too small: the check refuses
+    assert session.call("pay_address", {"to": USER, "amount": "1", "token": "WCRO"}).code == "over_session_budget"
+    quotes: list[int] = []
+    real = toolbox._amount_out
+    monkeypatch.setattr(toolbox, "_amount_out", lambda amount, path: quotes.append(amount) or real(amount, path))
+
+    out = toolbox.pay_address(PayAddress(to=USER, amount=Decimal(1), token="WCRO"))  # no session check this time
+
+    assert quotes == [10**18] and out["_spent"] == toolbox.usdc_value(toolbox.token("WCRO"), 10**18)
 
 
 def test_a_large_wcro_swap_asks_first_and_shows_its_slippage(toolbox, stack):

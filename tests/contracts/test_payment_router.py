@@ -661,6 +661,8 @@ def test_subscribe_refuses_terms_other_than_the_payer_named(router, registry, fu
                     "ipfs://feed", sender=provider)
     with fails("WrongPeriod", serviceId=monthly, expected=30 * DAY, registered=60):
         subscribe(router, monthly, 2, sender=payer, period=30 * DAY, max_amount=0)
+    with fails("WrongPeriod", serviceId=monthly, expected=30 * DAY, registered=60):
+        subscribe(router, monthly, 2, sender=payer, period=30 * DAY, token=stranger)
     with fails("AmountAboveMax", amount=10 * ONE_USDC, maxAmount=10 * ONE_USDC - 1):
         subscribe(router, monthly, 2, sender=payer, max_amount=10 * ONE_USDC - 1)
     assert b.delta() == {"payer": 0} and router.paymentCount() == 0
