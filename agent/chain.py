@@ -270,7 +270,6 @@ class ChainToolbox:
         self._keeper_down_until = 0.0
         self._checked: tuple[ToolInput | None, dict[tuple[str, int], int]] = (None, {})
         """(the action `cost` valued, the valuations it made): taken by that action's tool only."""
-        self._costing = False
         self._nonce_lock = threading.Lock()
         self._domains: Any = None
 
@@ -320,9 +319,19 @@ class ChainToolbox:
         usdc = self.token("USDC")
         if amount == 0 or tok.address.lower() == usdc.address.lower():
             return amount
-        value = self._pool_value(tok, amount, usdc)
-        if self._costing:
-            self._checked[1][(tok.address.lower(), amount)] = value
+        if self.vvs is None:
+            raise ToolError("unpriced", f"cannot value {tok.text(amount)} in USDC.e for the session budget: no VVS "
+                            f"router is known on {self.network.name}", hint="pay in USDC.e")
+        try:
+            return self._amount_out(amount, [tok.address, usdc.address])
+        except ToolError:
+            raise ToolError("unpriced", f"cannot value {tok.text(amount)} in USDC.e for the session budget: the VVS "
+                            "pool does not quote it", hint="pay in USDC.e") from None
+
+    def _checked_value(self, tok: Token, amount: int) -> int:
+        """`usdc_value` for the session check, kept for the checked action's tool (`_spent_value`)."""
+        value = self.usdc_value(tok, amount)
+        self._checked[1][(tok.address.lower(), amount)] = value
         return value
 
     def _spent_value(self, args: ToolInput, tok: Token, amount: int) -> int:
@@ -335,31 +344,15 @@ class ChainToolbox:
             return values.pop(key)
         return self.usdc_value(tok, amount)
 
-    def _pool_value(self, tok: Token, amount: int, usdc: Token) -> int:
-        if self.vvs is None:
-            raise ToolError("unpriced", f"cannot value {tok.text(amount)} in USDC.e for the session budget: no VVS "
-                            f"router is known on {self.network.name}", hint="pay in USDC.e")
-        try:
-            return self._amount_out(amount, [tok.address, usdc.address])
-        except ToolError:
-            raise ToolError("unpriced", f"cannot value {tok.text(amount)} in USDC.e for the session budget: the VVS "
-                            "pool does not quote it", hint="pay in USDC.e") from None
-
     def _service_value(self, svc: dict[str, Any], amount: int) -> int:
         tok = self.token_by_address(svc["token"])
         if tok is None:
             raise ToolError("unpriced", f"{svc['name']} is priced in {svc['token']}, which the session budget cannot "
                             "value", hint="use a service priced in USDC.e")
-        return self.usdc_value(tok, amount)
+        return self._checked_value(tok, amount)
 
     def cost(self, name: str, args: ToolInput) -> Cost:
-        self._checked, self._costing = (args, {}), True
-        try:
-            return self._cost(args)
-        finally:
-            self._costing = False
-
-    def _cost(self, args: ToolInput) -> Cost:
+        self._checked = (args, {})
         if isinstance(args, CallService):
             svc = self.service(args.service)
             return Cost(self._service_value(svc, svc["price"]), f"call {svc['name']}")
@@ -370,11 +363,11 @@ class ChainToolbox:
         if isinstance(args, PayAddress):
             tok = self.token(args.token)
             amount = tok.atomic(args.amount)
-            return Cost(self.usdc_value(tok, amount), f"pay {tok.text(amount)} to {args.to}", [args.to])
+            return Cost(self._checked_value(tok, amount), f"pay {tok.text(amount)} to {args.to}", [args.to])
         if isinstance(args, Swap):
             tok = self.token(args.token_in)
             amount = tok.atomic(args.amount_in)
-            return Cost(self.usdc_value(tok, amount), f"swap {tok.text(amount)} -> {self.token(args.token_out).symbol} "
+            return Cost(self._checked_value(tok, amount), f"swap {tok.text(amount)} -> {self.token(args.token_out).symbol} "
                         f"(at most {args.slippage_bps / 100:g}% slippage)")
         if isinstance(args, Subscribe):
             svc = self.service(args.service)
